@@ -1,0 +1,50 @@
+# raylake: `make run` and `make test` work from a bare machine with Python >= 3.11.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+SAMPLE := tests/fixtures/ray-2.60-scenario-a
+LAKE ?= .lake/sample
+HEAD_NODE := a7adc7d8d330156f3b83a38b0c44ded53f9781cc3dab953e8694bb36
+WORKER_NODE := baecc821b4e2be4b05f9d2711297e15761d5a0fa665dd02790868f0e
+
+.PHONY: setup run sample test lint bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
+		{ echo "raylake needs Python >= 3.11 (found $$($(PYTHON) --version))"; exit 1; }
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+# Build a lake from the bundled sample session (a real Ray 2.60 capture) and show it.
+sample: setup
+	$(BIN)/raylake ingest --lake $(LAKE) --namespace default --cluster demo $(SAMPLE)/posts \
+		--node-id $(HEAD_NODE) --logs $(SAMPLE)/logs/head
+	$(BIN)/raylake ingest --lake $(LAKE) --namespace default --cluster demo \
+		--session session_2026-11-21_20-42-42_066305_20083 \
+		--node-id $(WORKER_NODE) --logs $(SAMPLE)/logs/worker
+
+run: sample
+	$(BIN)/raylake catalog --lake $(LAKE)
+	$(BIN)/raylake sql --lake $(LAKE) \
+		"SELECT type, state, count(*) AS attempts FROM tasks GROUP BY ALL ORDER BY attempts DESC"
+	$(BIN)/raylake sql --lake $(LAKE) \
+		"SELECT job_id, type, submission_id, status, entrypoint, start_time, end_time FROM jobs ORDER BY job_id"
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+test: setup lint
+	$(BIN)/python -m pytest
+
+bench: setup
+	$(BIN)/python bench/ingest.py
+
+clean:
+	rm -rf $(VENV) .lake .pytest_cache .mypy_cache .ruff_cache

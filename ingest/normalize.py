@@ -1,0 +1,429 @@
+"""Turn validated RayEvents into rows of the lake's typed tables.
+
+Pure functions over the decoded structs. A row is a tuple in the order of the table's
+schema (`lake.schemas.SCHEMAS`) less `ingest_id`, preceded by the session name; times are still the RFC
+3339 strings Ray sent (`to_arrow` parses them column by column). Events repeated inside
+one body are kept once (Ray delivers at least once).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import msgspec
+
+from ingest.parse import BodyError, ParsedBody
+from ingest.to_arrow import BadTime, find_bad_time
+from ingest.wire import PAYLOAD_FIELDS
+from lake.schemas import OTHER_TABLE, TASK_STATUS
+
+Row = tuple[Any, ...]
+Rows = dict[str, list[Row]]
+
+_NS_PER_MS = 1_000_000
+_MAX_MS = (2**63 - 1) // _NS_PER_MS  # Ray marks "unset" with uint64 max
+
+
+def hex_id(raw: bytes) -> str | None:
+    """Ray ids as lowercase hex; empty or all-0xff ("nil") ids are null."""
+    if not raw or not raw.strip(b"\xff"):
+        return None
+    return raw.hex()
+
+
+def _ms_to_ns(ms: int) -> int | None:
+    return ms * _NS_PER_MS if 0 < ms <= _MAX_MS else None
+
+
+def _function(descriptor: Any) -> tuple[str, str, str, str]:
+    """(module, class, function, hash) of a FunctionDescriptor, whatever its language."""
+    if descriptor is None:
+        return ("", "", "", "")
+    if (py := descriptor.python_function_descriptor) is not None:
+        return (py.module_name, py.class_name, py.function_name, py.function_hash)
+    if (java := descriptor.java_function_descriptor) is not None:
+        return ("", java.class_name, java.function_name, java.signature)
+    if (cpp := descriptor.cpp_function_descriptor) is not None:
+        return ("", cpp.class_name, cpp.function_name, cpp.caller)
+    return ("", "", "", "")
+
+
+def _task_spec(p: Any, descriptor: Any) -> Row:
+    return (
+        p.language,
+        *_function(descriptor),
+        p.required_resources,
+        p.serialized_runtime_env,
+        hex_id(p.job_id),
+        hex_id(p.parent_task_id),
+        hex_id(p.placement_group_id),
+        p.label_selector,
+        p.is_detached_actor,
+        p.call_site,
+    )
+
+
+def _task_run(p: Any) -> Row:
+    error = p.ray_error_info
+    log = p.task_log_info
+    return (
+        error.error_type if error else None,
+        error.error_message if error else None,
+        log.stdout_file if log else None,
+        log.stderr_file if log else None,
+        log.stdout_start if log else None,
+        log.stdout_end if log else None,
+        log.stderr_start if log else None,
+        log.stderr_end if log else None,
+        hex_id(p.node_id),
+        hex_id(p.worker_id),
+        p.worker_pid or None,
+        hex_id(p.job_id),
+    )
+
+
+# Each builder returns the payload part of the rows one event contributes.
+Builder = Callable[[Any], list[Row]]
+
+
+def _task_definition(p: Any) -> list[Row]:
+    return [
+        (hex_id(p.task_id), p.task_attempt, p.task_type, p.task_name, *_task_spec(p, p.task_func))
+    ]
+
+
+def _actor_task_definition(p: Any) -> list[Row]:
+    return [
+        (
+            hex_id(p.task_id),
+            p.task_attempt,
+            hex_id(p.actor_id),
+            p.actor_task_name,
+            *_task_spec(p, p.actor_func),
+        )
+    ]
+
+
+def _task_lifecycle(p: Any) -> list[Row]:
+    task_id, run = hex_id(p.task_id), _task_run(p)
+    extra = (p.is_debugger_paused, p.actor_repr_name)
+    return [
+        (task_id, p.task_attempt, t.state, t.timestamp, *run, *extra) for t in p.state_transitions
+    ]
+
+
+def _task_execution(p: Any) -> list[Row]:
+    task_id, run = hex_id(p.task_id), _task_run(p)
+    rows = []
+    for status, timestamp in sorted(p.task_state.items()):
+        if not 0 <= status < len(TASK_STATUS):
+            raise ValueError(f"taskState: unknown TaskStatus number {status}")
+        rows.append((task_id, p.task_attempt, TASK_STATUS[status], timestamp, *run, None, ""))
+    return rows
+
+
+def _task_profile(p: Any) -> list[Row]:
+    profile = p.profile_events
+    if profile is None:
+        return []
+    head = (
+        hex_id(p.task_id),
+        p.attempt_number,
+        hex_id(p.job_id),
+        profile.component_type,
+        hex_id(profile.component_id),
+        profile.node_ip_address,
+    )
+    return [
+        (*head, e.event_name, e.start_time or None, e.end_time or None, e.extra_data)
+        for e in profile.events
+    ]
+
+
+def _actor_definition(p: Any) -> list[Row]:
+    return [
+        (
+            hex_id(p.actor_id),
+            hex_id(p.job_id),
+            p.is_detached,
+            p.name,
+            p.ray_namespace,
+            p.serialized_runtime_env,
+            p.class_name,
+            p.required_resources,
+            hex_id(p.placement_group_id),
+            p.label_selector,
+            p.call_site,
+            hex_id(p.parent_id),
+        )
+    ]
+
+
+def _actor_lifecycle(p: Any) -> list[Row]:
+    actor_id = hex_id(p.actor_id)
+    return [
+        (
+            actor_id,
+            t.state,
+            t.timestamp,
+            hex_id(t.node_id),
+            hex_id(t.worker_id),
+            t.repr_name,
+            t.pid or None,
+            t.port or None,
+            t.restart_reason,
+            bytes(t.death_cause).decode() or None,
+        )
+        for t in p.state_transitions
+    ]
+
+
+def _driver_job_definition(p: Any) -> list[Row]:
+    config = p.config
+    return [
+        (
+            hex_id(p.job_id),
+            p.driver_pid or None,
+            hex_id(p.driver_node_id),
+            p.entrypoint,
+            config.serialized_runtime_env if config else "",
+            config.metadata if config else {},
+        )
+    ]
+
+
+def _driver_job_lifecycle(p: Any) -> list[Row]:
+    job_id = hex_id(p.job_id)
+    return [(job_id, t.state, t.timestamp) for t in p.state_transitions]
+
+
+def _node_definition(p: Any) -> list[Row]:
+    return [
+        (
+            hex_id(p.node_id),
+            p.node_ip_address,
+            p.labels,
+            p.start_timestamp or None,
+            p.hostname,
+            p.node_name,
+            p.instance_id,
+            p.instance_type_name,
+        )
+    ]
+
+
+def _node_lifecycle(p: Any) -> list[Row]:
+    node_id = hex_id(p.node_id)
+    return [
+        (
+            node_id,
+            t.state,
+            t.timestamp,
+            t.resources,
+            t.alive_sub_state,
+            t.death_info.reason if t.death_info else None,
+            t.death_info.reason_message if t.death_info else None,
+        )
+        for t in p.state_transitions
+    ]
+
+
+def _worker_definition(p: Any) -> list[Row]:
+    return [(hex_id(p.worker_id), hex_id(p.node_id), p.pid or None, p.worker_type, hex_id(p.job_id))]
+
+
+def _worker_lifecycle(p: Any) -> list[Row]:
+    worker_id, job_id = hex_id(p.worker_id), hex_id(p.job_id)
+    return [
+        (
+            worker_id,
+            job_id,
+            t.state,
+            t.timestamp,
+            _ms_to_ns(t.worker_launch_time_ms),
+            _ms_to_ns(t.worker_launched_time_ms),
+            _ms_to_ns(t.start_time_ms),
+            _ms_to_ns(t.end_time_ms),
+            t.death_info.exit_type if t.death_info else None,
+            t.death_info.exit_detail if t.death_info else None,
+        )
+        for t in p.state_transitions
+    ]
+
+
+def _placement_group_definition(p: Any) -> list[Row]:
+    bundles = [
+        {
+            "bundle_index": b.bundle_index,
+            "unit_resources": b.unit_resources,
+            "label_selector": b.label_selector,
+        }
+        for b in p.bundles
+    ]
+    return [
+        (
+            hex_id(p.placement_group_id),
+            p.name,
+            p.ray_namespace,
+            p.strategy,
+            p.is_detached,
+            hex_id(p.creator_job_id),
+            hex_id(p.creator_actor_id),
+            bundles,
+            hex_id(p.soft_target_node_id),
+            p.creation_request_received_ns or None,
+        )
+    ]
+
+
+def _placement_group_lifecycle(p: Any) -> list[Row]:
+    group_id = hex_id(p.placement_group_id)
+    return [
+        (
+            group_id,
+            t.state,
+            t.timestamp,
+            t.scheduling_state,
+            t.scheduling_attempt,
+            t.highest_retry_delay_ms,
+            [{"bundle_index": b.bundle_index, "node_id": hex_id(b.node_id)} for b in t.bundle_placements],
+        )
+        for t in p.state_transitions
+    ]
+
+
+def _submission_job_definition(p: Any) -> list[Row]:
+    config, resources = p.config, p.entrypoint_resources
+    return [
+        (
+            p.submission_id,
+            p.entrypoint,
+            config.serialized_runtime_env if config else "",
+            config.metadata if config else {},
+            resources.num_cpus if resources else None,
+            resources.num_gpus if resources else None,
+            resources.memory if resources else None,
+            resources.custom_resources if resources else {},
+        )
+    ]
+
+
+def _submission_job_lifecycle(p: Any) -> list[Row]:
+    return [
+        (
+            p.submission_id,
+            t.state,
+            t.timestamp,
+            t.message,
+            t.error_type,
+            hex_id(t.driver_node_id),
+            t.driver_agent_http_address,
+            t.driver_exit_code,
+        )
+        for t in p.state_transitions
+    ]
+
+
+def _platform_event(p: Any) -> list[Row]:
+    source = p.source
+    return [
+        (
+            source.platform if source else "",
+            source.component if source else "",
+            source.metadata if source else {},
+            p.object_kind,
+            p.object_name,
+            p.message,
+            p.reason,
+            p.custom_fields,
+        )
+    ]
+
+
+BUILDERS: dict[str, tuple[str, Builder]] = {
+    "task_definition_event": ("task_definition", _task_definition),
+    "actor_task_definition_event": ("actor_task_definition", _actor_task_definition),
+    "task_lifecycle_event": ("task_lifecycle", _task_lifecycle),
+    "task_execution_event": ("task_lifecycle", _task_execution),
+    "task_profile_events": ("task_profile", _task_profile),
+    "actor_definition_event": ("actor_definition", _actor_definition),
+    "actor_lifecycle_event": ("actor_lifecycle", _actor_lifecycle),
+    "driver_job_definition_event": ("driver_job_definition", _driver_job_definition),
+    "driver_job_lifecycle_event": ("driver_job_lifecycle", _driver_job_lifecycle),
+    "node_definition_event": ("node_definition", _node_definition),
+    "node_lifecycle_event": ("node_lifecycle", _node_lifecycle),
+    "worker_definition_event": ("worker_definition", _worker_definition),
+    "worker_lifecycle_event": ("worker_lifecycle", _worker_lifecycle),
+    "placement_group_definition_event": (
+        "placement_group_definition",
+        _placement_group_definition,
+    ),
+    "placement_group_lifecycle_event": ("placement_group_lifecycle", _placement_group_lifecycle),
+    "submission_job_definition_event": ("submission_job_definition", _submission_job_definition),
+    "submission_job_lifecycle_event": ("submission_job_lifecycle", _submission_job_lifecycle),
+    "platform_event": ("platform", _platform_event),
+}
+
+def normalize(parsed: ParsedBody, seen: set[bytes] | None = None) -> Rows:
+    """Rows per table for one parsed body (without `ingest_id`, which `to_arrow` adds).
+
+    `seen` holds event ids already taken (by earlier bodies of the same ingest); it is
+    updated, so a batch of bodies keeps each event once.
+    """
+    seen = set() if seen is None else seen
+    rows: Rows = defaultdict(list)
+    raw_events: list[msgspec.Raw] | None = None
+    for index, event in enumerate(parsed.events):
+        if event.event_id in seen:
+            continue
+        seen.add(event.event_id)
+        common = (
+            event.session_name,
+            event.event_id.hex(),
+            event.timestamp,
+            hex_id(event.node_id),
+            event.source_type,
+            event.severity,
+            event.message,
+        )
+        payload_field = _payload_field(event.event_type)
+        if payload_field is None:
+            if raw_events is None:
+                raw_events = parsed.wire.raw_events.decode(parsed.body)
+            payload_rows: Iterable[Row] = [(event.event_type, bytes(raw_events[index]).decode())]
+            table = OTHER_TABLE
+        else:
+            table, build = BUILDERS[payload_field]
+            try:
+                payload_rows = build(getattr(event, payload_field))
+            except ValueError as exc:
+                raise BodyError(str(exc), index, parsed.wire.spell(payload_field)) from None
+        out = rows[table]
+        for seq, payload in enumerate(payload_rows):
+            out.append((*common[:2], seq, *common[2:], *payload))
+    bad = find_bad_time(rows)
+    if bad is not None:
+        raise _time_error(parsed, bad)
+    return dict(rows)
+
+
+def _time_error(parsed: ParsedBody, bad: BadTime) -> BodyError:
+    """Point at the event and field that carried an unparsable time."""
+    event_id, seq = bad.row[1], bad.row[2]
+    index = next(i for i, e in enumerate(parsed.events) if e.event_id.hex() == event_id)
+    spell = parsed.wire.spell
+    payload = spell(PAYLOAD_FIELDS[parsed.events[index].event_type])
+    if bad.column == "event_time":
+        field = spell("timestamp")
+    elif bad.column == "state_time":
+        field = f"{payload}.{spell('state_transitions')}[{seq}].{spell('timestamp')}"
+    else:
+        field = f"{payload}.{spell('start_timestamp')}"
+    return BodyError(f"expected an RFC 3339 timestamp, got {bad.value!r}", index, field)
+
+
+def _payload_field(event_type: str) -> str | None:
+    field = PAYLOAD_FIELDS.get(event_type)
+    return field if field in BUILDERS else None

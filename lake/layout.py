@@ -1,0 +1,143 @@
+"""Where everything lives in a lake (format v1): pure functions from names to paths.
+
+    _lake.json
+    _catalog/cluster=<ns>.<name>/session=<session>/node=<node_id>.json
+    raw/cluster=<ns>.<name>/session=<session>/node=<node_id>/<body sha256>.json.gz
+    events/<table>/cluster=<ns>.<name>/session=<session>/date=<YYYY-MM-DD>/part-<writer>-<ingest>.parquet
+    state/<entity>/cluster=<ns>.<name>/session=<session>/...
+    logs/cluster=<ns>.<name>/session=<session>/node=<node_id>/<path under the session's logs/>
+    snapshots/cluster=<ns>.<name>/session=<session>/<endpoint>/<time>.json
+
+Kubernetes namespaces cannot contain a dot, so the first dot of the cluster key splits
+namespace from name. Every name that reaches a path is checked here, so no input can
+escape its partition.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+
+LAKE_FILE = "_lake.json"
+FORMAT_VERSION = (1, 0)
+
+CATALOG = "_catalog"
+RAW = "raw"
+EVENTS = "events"
+STATE = "state"
+LOGS = "logs"
+SNAPSHOTS = "snapshots"
+
+_NAMESPACE = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+_NAME = re.compile(r"[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?")
+_SESSION = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]*")
+_NODE = re.compile(r"[0-9a-f]+|unknown")
+_WRITER = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+
+
+class LayoutError(ValueError):
+    """A name that cannot be part of a lake path."""
+
+
+@dataclass(frozen=True, order=True)
+class ClusterKey:
+    namespace: str
+    name: str
+
+    def __post_init__(self) -> None:
+        if not _NAMESPACE.fullmatch(self.namespace) or len(self.namespace) > 63:
+            raise LayoutError(
+                f"namespace {self.namespace!r}: expected a Kubernetes namespace "
+                "(lowercase letters, digits and '-', no dot)"
+            )
+        if not _NAME.fullmatch(self.name) or len(self.name) > 253:
+            raise LayoutError(f"cluster name {self.name!r}: expected letters, digits, '-', '_', '.'")
+
+    @property
+    def key(self) -> str:
+        return f"{self.namespace}.{self.name}"
+
+    @classmethod
+    def parse(cls, key: str) -> ClusterKey:
+        namespace, dot, name = key.partition(".")
+        if not dot:
+            raise LayoutError(f"cluster key {key!r}: expected <namespace>.<name>")
+        return cls(namespace, name)
+
+
+def check_session(session: str) -> str:
+    if not _SESSION.fullmatch(session) or len(session) > 200:
+        raise LayoutError(f"session {session!r}: expected a Ray session name like session_<time>_<pid>")
+    return session
+
+
+def check_node(node_id: str) -> str:
+    if not _NODE.fullmatch(node_id):
+        raise LayoutError(f"node id {node_id!r}: expected lowercase hex")
+    return node_id
+
+
+def check_writer(writer: str) -> str:
+    if not _WRITER.fullmatch(writer):
+        raise LayoutError(f"writer id {writer!r}: expected letters, digits, '-', '_', '.'")
+    return writer
+
+
+def _partition(cluster: ClusterKey, session: str) -> str:
+    return f"cluster={cluster.key}/session={check_session(session)}"
+
+
+def catalog_path(cluster: ClusterKey, session: str, node_id: str) -> str:
+    return f"{CATALOG}/{_partition(cluster, session)}/node={check_node(node_id)}.json"
+
+
+def raw_path(cluster: ClusterKey, session: str, node_id: str, digest: str) -> str:
+    return f"{RAW}/{_partition(cluster, session)}/node={check_node(node_id)}/{digest}.json.gz"
+
+
+def events_table_dir(table: str) -> str:
+    return f"{EVENTS}/{table}"
+
+
+def events_session_dir(table: str, cluster: ClusterKey, session: str) -> str:
+    return f"{EVENTS}/{table}/{_partition(cluster, session)}"
+
+
+def events_part_path(
+    table: str, cluster: ClusterKey, session: str, date: str, writer: str, ingest_id: str
+) -> str:
+    return (
+        f"{events_session_dir(table, cluster, session)}/date={date}/"
+        f"part-{check_writer(writer)}-{check_writer(ingest_id)}.parquet"
+    )
+
+
+def state_dir(entity: str, cluster: ClusterKey, session: str) -> str:
+    return f"{STATE}/{entity}/{_partition(cluster, session)}"
+
+
+def logs_dir(cluster: ClusterKey, session: str, node_id: str) -> str:
+    return f"{LOGS}/{_partition(cluster, session)}/node={check_node(node_id)}"
+
+
+def log_file_path(cluster: ClusterKey, session: str, node_id: str, relative: str) -> str:
+    """A shipped log file's path; `relative` must stay inside the node's log directory."""
+    parts = PurePosixPath(relative).parts
+    if not parts or relative.startswith("/") or any(p in ("..", ".", "") for p in parts):
+        raise LayoutError(f"log path {relative!r}: expected a relative path inside logs/")
+    return f"{logs_dir(cluster, session, node_id)}/{'/'.join(parts)}"
+
+
+def snapshot_dir(cluster: ClusterKey, session: str, endpoint: str) -> str:
+    return f"{SNAPSHOTS}/{_partition(cluster, session)}/{check_writer(endpoint)}"
+
+
+def parse_partition(path: str) -> dict[str, str]:
+    """The `key=value` parts of a path, e.g. {'cluster': 'ns.name', 'session': ...}."""
+    out = {}
+    for part in path.split("/"):
+        key, eq, value = part.partition("=")
+        if eq:
+            out[key] = value
+    return out

@@ -1,0 +1,103 @@
+"""DuckDB over a lake: one view per event table, and the entity views built from them.
+
+Event views are named `<table>_events` (e.g. `task_lifecycle_events`) and span every
+session; each has `namespace`, `cluster`, `session` and `date` columns from the hive
+partition path. Rows repeated by Ray's at-least-once delivery are kept once (by event
+id and row position). The entity views (`tasks`, `actors`, `jobs`, `nodes`, `workers`)
+live in `views/*.sql`, one view per file, and read only the event views.
+
+Object stores are read through the lake's own fsspec filesystem, registered with
+DuckDB, so S3 needs no DuckDB extension download.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+from sqlglot import exp
+
+from lake.layout import events_table_dir
+from lake.schemas import OTHER_TABLE, SCHEMAS, TASK_STATUS
+from lake.store import Lake
+
+VIEWS_DIR = Path(__file__).parent / "views"
+
+#: Entity views in dependency order (a view may read the ones before it).
+ENTITY_VIEWS = ("tasks", "actors", "nodes", "jobs", "workers")
+
+
+def event_view_name(table: str) -> str:
+    return table if table == OTHER_TABLE else f"{table}_events"
+
+
+def view_names() -> list[str]:
+    return [*(event_view_name(t) for t in SCHEMAS), *ENTITY_VIEWS]
+
+
+def _literal(value: str) -> str:
+    return exp.Literal.string(value).sql("duckdb")
+
+
+def _event_view_sql(table: str, source: str) -> str:
+    view = exp.to_identifier(event_view_name(table)).sql("duckdb")
+    return f"""
+        CREATE OR REPLACE VIEW {view} AS
+        SELECT split_part(cluster, '.', 1) AS namespace,
+               substr(cluster, strpos(cluster, '.') + 1) AS cluster,
+               session,
+               date,
+               * EXCLUDE (cluster, session, date)
+        FROM {source}
+        QUALIFY row_number() OVER (
+            PARTITION BY cluster, session, event_id, seq ORDER BY ingest_id) = 1
+    """
+
+
+def _parquet_source(lake: Lake, table: str) -> str:
+    pattern = lake.uri(f"{events_table_dir(table)}/*/*/*/*.parquet")
+    return (
+        f"read_parquet({_literal(pattern)}, hive_partitioning = true, union_by_name = true, "
+        "hive_types = {'cluster': VARCHAR, 'session': VARCHAR, 'date': DATE})"
+    )
+
+
+def _empty(table: str) -> pa.Table:
+    schema = SCHEMAS[table]
+    partition = [
+        pa.field("cluster", pa.string()),
+        pa.field("session", pa.string()),
+        pa.field("date", pa.date32()),
+    ]
+    return pa.schema([*partition, *schema]).empty_table()
+
+
+def connect(lake: Lake, database: str = ":memory:") -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection with every lake view defined."""
+    con = duckdb.connect(database)
+    if not lake.is_local:
+        con.register_filesystem(lake.fs)
+    define_views(con, lake)
+    return con
+
+
+def define_views(con: duckdb.DuckDBPyConnection, lake: Lake) -> None:
+    statuses = exp.Array(expressions=[exp.Literal.string(s) for s in TASK_STATUS])
+    con.execute(
+        f"CREATE OR REPLACE MACRO task_status_rank(s) AS "
+        f"list_position({statuses.sql('duckdb')}, s)"
+    )
+    for table in SCHEMAS:
+        if lake.exists(events_table_dir(table)):
+            source = _parquet_source(lake, table)
+        else:
+            # A real (empty) table, so that every cursor of the connection sees it.
+            source = f"_empty_{table}"
+            con.register("_empty", _empty(table))
+            con.execute(f"CREATE OR REPLACE TABLE {source} AS SELECT * FROM _empty")
+            con.unregister("_empty")
+        con.execute(_event_view_sql(table, source))
+    for view in ENTITY_VIEWS:
+        con.execute((VIEWS_DIR / f"{view}.sql").read_text())
+

@@ -1,0 +1,58 @@
+-- One row per actor: its definition and the union of its lifecycle transitions.
+CREATE OR REPLACE VIEW actors AS
+WITH definition AS (
+    SELECT * FROM actor_definition_events
+    QUALIFY row_number() OVER (
+        PARTITION BY namespace, cluster, session, actor_id ORDER BY event_time DESC) = 1
+),
+transitions AS (
+    SELECT DISTINCT namespace, cluster, session, actor_id, state, state_time, seq, event_time,
+           node_id, worker_id, pid, repr_name, restart_reason, death_cause
+    FROM actor_lifecycle_events
+),
+history AS (
+    SELECT namespace, cluster, session, actor_id,
+           arg_max(state, (state_time, event_time, seq)) AS state,
+           arg_max(node_id, state_time) FILTER (node_id IS NOT NULL) AS node_id,
+           arg_max(worker_id, state_time) FILTER (worker_id IS NOT NULL) AS worker_id,
+           arg_max(pid, state_time) FILTER (pid IS NOT NULL) AS pid,
+           arg_max(repr_name, state_time) FILTER (repr_name <> '') AS repr_name,
+           arg_max(death_cause, state_time) FILTER (death_cause IS NOT NULL) AS death_cause,
+           count(DISTINCT state_time) FILTER (state = 'RESTARTING') AS num_restarts,
+           count(DISTINCT state_time) FILTER (
+               state = 'RESTARTING' AND restart_reason = 'LINEAGE_RECONSTRUCTION')
+               AS num_restarts_due_to_lineage_reconstruction,
+           count(DISTINCT state_time) FILTER (
+               state = 'RESTARTING' AND restart_reason = 'NODE_PREEMPTION')
+               AS num_restarts_due_to_node_preemption,
+           min(state_time) FILTER (state = 'ALIVE') AS start_time,
+           max(state_time) FILTER (state = 'DEAD') AS end_time
+    FROM transitions
+    GROUP BY ALL
+)
+SELECT
+    namespace, cluster, session, actor_id,
+    d.class_name,
+    h.state,
+    d.job_id,
+    d.name,
+    h.node_id,
+    h.worker_id,
+    h.pid,
+    d.ray_namespace,
+    d.serialized_runtime_env,
+    d.required_resources,
+    h.death_cause,
+    d.is_detached,
+    d.placement_group_id,
+    coalesce(h.repr_name, '') AS repr_name,
+    h.num_restarts,
+    h.num_restarts_due_to_lineage_reconstruction,
+    h.num_restarts_due_to_node_preemption,
+    d.call_site,
+    d.label_selector,
+    d.parent_id,
+    h.start_time,
+    h.end_time
+FROM definition d
+FULL OUTER JOIN history h USING (namespace, cluster, session, actor_id);

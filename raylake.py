@@ -1,0 +1,216 @@
+"""The `raylake` command line: a thin layer that wires the packages together.
+
+    raylake ingest  --lake LAKE --namespace NS --cluster NAME PATH...
+    raylake sql     --lake LAKE [--format table|csv|json|parquet] "SELECT ..."
+    raylake catalog --lake LAKE
+    raylake views
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import polars as pl
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+from rich.table import Table
+
+from ingest.load import Report, ingest_paths, input_files
+from ingest.logs import store_log_dir
+from lake.catalog import read_entries
+from lake.layout import ClusterKey, LayoutError
+from lake.store import Lake, LakeError
+from query.console import QueryError, run_query
+from query.engine import connect, view_names
+
+_LAKE_HELP = "lake URL: a local directory or s3://bucket/prefix (env RAYLAKE_LAKE)"
+
+
+def _lake_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--lake", default=os.environ.get("RAYLAKE_LAKE"), help=_LAKE_HELP)
+    parser.add_argument(
+        "--s3-endpoint-url",
+        default=None,
+        help="S3 API endpoint, e.g. http://minio:9000 (env RAYLAKE_S3_ENDPOINT_URL or AWS_ENDPOINT_URL)",
+    )
+
+
+def _open_lake(args: argparse.Namespace, create: bool = False) -> Lake:
+    if not args.lake:
+        raise SystemExit("raylake: --lake is required (or set RAYLAKE_LAKE)")
+    return Lake(args.lake, endpoint_url=args.s3_endpoint_url, create=create)
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    lake = _open_lake(args, create=True)
+    cluster = ClusterKey(args.namespace, args.cluster)
+    stderr = Console(stderr=True)
+    files = input_files(args.paths)
+    with Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        console=stderr,
+        disable=not stderr.is_terminal,
+        transient=True,
+    ) as progress:
+        task = progress.add_task("ingesting", total=len(files))
+        report = ingest_paths(lake, cluster, files, on_file=lambda _: progress.advance(task))
+    _print_report(report)
+    if args.logs:
+        if not args.node_id:
+            raise SystemExit("raylake: --logs needs --node-id (the node the logs belong to)")
+        session = args.session or _only_session(report)
+        logs = store_log_dir(lake, cluster, session, args.node_id, args.logs)
+        print(
+            f"logs of node {args.node_id} in {session}: {logs.files} files stored "
+            f"({logs.bytes:,} bytes), {logs.skipped} unchanged"
+        )
+    return 1 if report.rejected else 0
+
+
+def _only_session(report: Report) -> str:
+    if len(report.sessions) != 1:
+        found = ", ".join(sorted(report.sessions)) or "none"
+        raise SystemExit(f"raylake: --logs needs --session (sessions in this ingest: {found})")
+    return next(iter(report.sessions))
+
+
+def _print_report(report: Report) -> None:
+    console = Console()
+    table = Table(title="events ingested")
+    table.add_column("event type")
+    table.add_column("events", justify="right")
+    for event_type, count in sorted(report.events_by_type.items()):
+        table.add_row(event_type, f"{count:,}")
+    table.add_row("total", f"{sum(report.events_by_type.values()):,}", style="bold")
+    console.print(table)
+    console.print(
+        f"{report.files} files, {report.bodies} bodies, {report.parts} Parquet parts written, "
+        f"{report.raw_bytes:,} raw bytes new"
+    )
+    for session in sorted(report.sessions):
+        console.print(f"session {session}")
+    for path, reason in report.rejected:
+        console.print(f"[red]rejected[/red] {path}: {reason}", markup=True, highlight=False)
+
+
+def cmd_sql(args: argparse.Namespace) -> int:
+    lake = _open_lake(args)
+    result = run_query(connect(lake), args.query, dialect=args.dialect, limit=args.limit)
+    _write_result(result, args.format, args.output)
+    return 0
+
+
+def _write_result(result: pa.Table, fmt: str, output: Path | None) -> None:
+    if fmt == "table":
+        _print_table(result)
+        return
+    sink = io.BytesIO()
+    if fmt == "csv":
+        pacsv.write_csv(result, sink)
+    elif fmt == "json":
+        sink.write(pl.from_arrow(result).write_json().encode())  # type: ignore[union-attr]
+    else:
+        if output is None and sys.stdout.isatty():
+            raise SystemExit("raylake: --format parquet writes binary; give --output FILE")
+        pq.write_table(result, sink)
+    if output is not None:
+        output.write_bytes(sink.getvalue())
+    else:
+        sys.stdout.buffer.write(sink.getvalue())
+        sys.stdout.flush()
+
+
+def _print_table(result: pa.Table) -> None:
+    table = Table(show_lines=False)
+    for name in result.column_names:
+        table.add_column(name, overflow="fold")
+    frame = pl.from_arrow(result)
+    assert isinstance(frame, pl.DataFrame)
+    for row in frame.iter_rows():
+        table.add_row(*("" if v is None else str(v) for v in row))
+    console = Console()
+    console.print(table)
+    console.print(f"{result.num_rows:,} rows")
+
+
+def cmd_catalog(args: argparse.Namespace) -> int:
+    lake = _open_lake(args)
+    table = Table(title=f"sessions in {lake.url}")
+    for column in ("namespace", "cluster", "session", "node", "role", "events", "logs", "last event"):
+        table.add_column(column)
+    entries = sorted(read_entries(lake), key=lambda e: (e.session, e.namespace, e.cluster, e.role))
+    for e in reversed(entries):
+        table.add_row(
+            e.namespace,
+            e.cluster,
+            e.session,
+            e.node_id[:12],
+            e.role,
+            f"{sum(e.event_counts.values()):,}",
+            f"{e.log_files:,}",
+            e.last_event_time or "",
+        )
+    Console().print(table)
+    return 0
+
+
+def cmd_views(args: argparse.Namespace) -> int:
+    for name in view_names():
+        print(name)
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="raylake", description=__doc__.splitlines()[0])
+    commands = top.add_subparsers(dest="command", required=True)
+
+    ingest = commands.add_parser("ingest", help="load recorded RayEvent POST bodies")
+    _lake_arguments(ingest)
+    ingest.add_argument("--namespace", required=True, help="Kubernetes namespace of the cluster")
+    ingest.add_argument("--cluster", required=True, help="RayCluster name")
+    ingest.add_argument("--node-id", help="with --logs: the node (hex id) the logs belong to")
+    ingest.add_argument("--logs", type=Path, help="a Ray session's logs/ directory to store")
+    ingest.add_argument("--session", help="with --logs: the session (default: the ingested one)")
+    ingest.add_argument("paths", nargs="*", type=Path, help=".json/.jsonl[.gz] files or dirs")
+    ingest.set_defaults(run=cmd_ingest)
+
+    sql = commands.add_parser("sql", help="run a read-only query over the lake's views")
+    _lake_arguments(sql)
+    sql.add_argument("--format", choices=("table", "csv", "json", "parquet"), default="table")
+    sql.add_argument("--output", type=Path, help="write the result to this file")
+    sql.add_argument("--dialect", default="duckdb", help="SQL dialect of the query (sqlglot)")
+    sql.add_argument("--limit", type=int, default=1_000_000, help="row cap (default 1,000,000)")
+    sql.add_argument("query")
+    sql.set_defaults(run=cmd_sql)
+
+    catalog = commands.add_parser("catalog", help="list the sessions in the lake")
+    _lake_arguments(catalog)
+    catalog.set_defaults(run=cmd_catalog)
+
+    views = commands.add_parser("views", help="list the views SQL can read")
+    views.set_defaults(run=cmd_views)
+    return top
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        code: int = args.run(args)
+    except (LakeError, LayoutError, QueryError, FileNotFoundError, NotADirectoryError) as exc:
+        print(f"raylake: {exc}", file=sys.stderr)
+        return 2
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
