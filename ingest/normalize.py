@@ -33,6 +33,32 @@ def hex_id(raw: bytes) -> str | None:
     return raw.hex()
 
 
+class _NoTransition:
+    """Stands in for the transition of a lifecycle event that reports none.
+
+    Ray sends such events to carry other fields (a task's log end offsets, its
+    error); they still make a row, with a null state and time.
+    """
+
+    state = timestamp = death_info = driver_exit_code = None
+    node_id = worker_id = driver_node_id = b""
+    repr_name = restart_reason = alive_sub_state = scheduling_state = ""
+    message = error_type = driver_agent_http_address = ""
+    pid = port = scheduling_attempt = 0
+    worker_launch_time_ms = worker_launched_time_ms = start_time_ms = end_time_ms = 0
+    highest_retry_delay_ms = None
+    death_cause = msgspec.Raw(b"")
+    resources: dict[str, float] = {}
+    bundle_placements: list[Any] = []
+
+
+_NO_TRANSITION: list[Any] = [_NoTransition()]
+
+
+def _transitions(payload: Any) -> list[Any]:
+    return payload.state_transitions or _NO_TRANSITION
+
+
 def _ms_to_ns(ms: int) -> int | None:
     return ms * _NS_PER_MS if 0 < ms <= _MAX_MS else None
 
@@ -110,12 +136,14 @@ def _task_lifecycle(p: Any) -> list[Row]:
     task_id, run = hex_id(p.task_id), _task_run(p)
     extra = (p.is_debugger_paused, p.actor_repr_name)
     return [
-        (task_id, p.task_attempt, t.state, t.timestamp, *run, *extra) for t in p.state_transitions
+        (task_id, p.task_attempt, t.state, t.timestamp, *run, *extra) for t in _transitions(p)
     ]
 
 
 def _task_execution(p: Any) -> list[Row]:
     task_id, run = hex_id(p.task_id), _task_run(p)
+    if not p.task_state:
+        return [(task_id, p.task_attempt, None, None, *run, None, "")]
     rows = []
     for status, timestamp in sorted(p.task_state.items()):
         if not 0 <= status < len(TASK_STATUS):
@@ -176,7 +204,7 @@ def _actor_lifecycle(p: Any) -> list[Row]:
             t.restart_reason,
             bytes(t.death_cause).decode() or None,
         )
-        for t in p.state_transitions
+        for t in _transitions(p)
     ]
 
 
@@ -196,7 +224,7 @@ def _driver_job_definition(p: Any) -> list[Row]:
 
 def _driver_job_lifecycle(p: Any) -> list[Row]:
     job_id = hex_id(p.job_id)
-    return [(job_id, t.state, t.timestamp) for t in p.state_transitions]
+    return [(job_id, t.state, t.timestamp) for t in _transitions(p)]
 
 
 def _node_definition(p: Any) -> list[Row]:
@@ -226,7 +254,7 @@ def _node_lifecycle(p: Any) -> list[Row]:
             t.death_info.reason if t.death_info else None,
             t.death_info.reason_message if t.death_info else None,
         )
-        for t in p.state_transitions
+        for t in _transitions(p)
     ]
 
 
@@ -249,7 +277,7 @@ def _worker_lifecycle(p: Any) -> list[Row]:
             t.death_info.exit_type if t.death_info else None,
             t.death_info.exit_detail if t.death_info else None,
         )
-        for t in p.state_transitions
+        for t in _transitions(p)
     ]
 
 
@@ -290,7 +318,7 @@ def _placement_group_lifecycle(p: Any) -> list[Row]:
             t.highest_retry_delay_ms,
             [{"bundle_index": b.bundle_index, "node_id": hex_id(b.node_id)} for b in t.bundle_placements],
         )
-        for t in p.state_transitions
+        for t in _transitions(p)
     ]
 
 
@@ -322,7 +350,7 @@ def _submission_job_lifecycle(p: Any) -> list[Row]:
             t.driver_agent_http_address,
             t.driver_exit_code,
         )
-        for t in p.state_transitions
+        for t in _transitions(p)
     ]
 
 

@@ -87,7 +87,7 @@ def _define(naming: Naming) -> type[msgspec.Struct]:
         placement_group_id: bytes = b""
         label_selector: dict[str, str] = {}
         is_detached_actor: bool = False
-        call_site: str = ""
+        call_site: str | None = None  # proto3 optional: absent means unknown
 
     class ActorTaskDefinitionEvent(Message):
         task_id: bytes
@@ -103,7 +103,7 @@ def _define(naming: Naming) -> type[msgspec.Struct]:
         placement_group_id: bytes = b""
         label_selector: dict[str, str] = {}
         is_detached_actor: bool = False
-        call_site: str = ""
+        call_site: str | None = None  # proto3 optional: absent means unknown
 
     class TaskStateTransition(Message):
         state: str
@@ -114,12 +114,13 @@ def _define(naming: Naming) -> type[msgspec.Struct]:
         error_message: str = ""
 
     class TaskLogInfo(Message):
-        stdout_file: str = ""
-        stderr_file: str = ""
-        stdout_start: Int64 = 0
-        stdout_end: Int64 = 0
-        stderr_start: Int64 = 0
-        stderr_end: Int64 = 0
+        # proto3 optional since 2.58: a start and its end arrive in different events.
+        stdout_file: str | None = None
+        stderr_file: str | None = None
+        stdout_start: Int64 | None = None
+        stdout_end: Int64 | None = None
+        stderr_start: Int64 | None = None
+        stderr_end: Int64 | None = None
 
     class TaskLifecycleEvent(Message):
         task_id: bytes

@@ -88,6 +88,11 @@ def define_views(con: duckdb.DuckDBPyConnection, lake: Lake) -> None:
         f"CREATE OR REPLACE MACRO task_status_rank(s) AS "
         f"list_position({statuses.sql('duckdb')}, s)"
     )
+    # Entity views show microsecond TIMESTAMPTZ (DuckDB's functions all take it),
+    # truncated rather than rounded so that milliseconds floor exactly as Ray's do.
+    con.execute(
+        "CREATE OR REPLACE MACRO to_us(t) AS to_timestamp(0) + to_microseconds(epoch_ns(t) // 1000)"
+    )
     for table in SCHEMAS:
         if lake.exists(events_table_dir(table)):
             source = _parquet_source(lake, table)

@@ -12,7 +12,7 @@ transitions AS (
 ),
 history AS (
     SELECT namespace, cluster, session, actor_id,
-           arg_max(state, (state_time, event_time, seq)) AS state,
+           arg_max(state, (state_time, event_time, seq)) FILTER (state IS NOT NULL) AS state,
            arg_max(node_id, state_time) FILTER (node_id IS NOT NULL) AS node_id,
            arg_max(worker_id, state_time) FILTER (worker_id IS NOT NULL) AS worker_id,
            arg_max(pid, state_time) FILTER (pid IS NOT NULL) AS pid,
@@ -49,10 +49,10 @@ SELECT
     h.num_restarts,
     h.num_restarts_due_to_lineage_reconstruction,
     h.num_restarts_due_to_node_preemption,
-    d.call_site,
+    nullif(d.call_site, '') AS call_site,
     d.label_selector,
     d.parent_id,
-    h.start_time,
-    h.end_time
+    to_us(h.start_time) AS start_time,
+    to_us(h.end_time) AS end_time
 FROM definition d
 FULL OUTER JOIN history h USING (namespace, cluster, session, actor_id);

@@ -9,7 +9,7 @@ WITH definition AS (
 ),
 history AS (
     SELECT namespace, cluster, session, job_id,
-           arg_max(state, (state_time, seq)) AS driver_state,
+           arg_max(state, (state_time, seq)) FILTER (state IS NOT NULL) AS driver_state,
            min(state_time) FILTER (state = 'CREATED') AS start_time,
            max(state_time) FILTER (state = 'FINISHED') AS end_time
     FROM driver_job_lifecycle_events
@@ -22,7 +22,7 @@ submission_definition AS (
 ),
 submission AS (
     SELECT namespace, cluster, session, submission_id,
-           arg_max(state, (state_time, seq)) AS status,
+           arg_max(state, (state_time, seq)) FILTER (state IS NOT NULL) AS status,
            arg_max(state_message, (state_time, seq)) AS message,
            arg_max(error_type, (state_time, seq)) FILTER (error_type <> '') AS error_type,
            arg_max(driver_exit_code, state_time) FILTER (driver_exit_code IS NOT NULL)
@@ -57,10 +57,10 @@ SELECT
     coalesce(j.entrypoint, sd.entrypoint) AS entrypoint,
     s.message,
     s.error_type,
-    coalesce(s.submission_start_time, j.start_time) AS start_time,
-    coalesce(s.submission_end_time, j.end_time) AS end_time,
-    j.start_time AS driver_start_time,
-    j.end_time AS driver_end_time,
+    to_us(coalesce(s.submission_start_time, j.start_time)) AS start_time,
+    to_us(coalesce(s.submission_end_time, j.end_time)) AS end_time,
+    to_us(j.start_time) AS driver_start_time,
+    to_us(j.end_time) AS driver_end_time,
     j.driver_pid,
     j.driver_node_id,
     n.node_ip AS driver_node_ip,

@@ -1,5 +1,6 @@
 -- One row per worker process, plus one per driver (Ray lists drivers as workers whose
--- id is the job id followed by 0xff bytes; 2.60 reports them only through job events).
+-- id is the job id followed by 0xff bytes; 2.60 reports them only through job events,
+-- which do not carry the driver process's own start and end times).
 CREATE OR REPLACE VIEW workers AS
 WITH definition AS (
     SELECT * FROM worker_definition_events
@@ -9,7 +10,7 @@ WITH definition AS (
 history AS (
     SELECT namespace, cluster, session, worker_id,
            any_value(job_id) FILTER (job_id IS NOT NULL) AS job_id,
-           arg_max(state, (state_time, seq)) AS state,
+           arg_max(state, (state_time, seq)) FILTER (state IS NOT NULL) AS state,
            arg_max(worker_launch_time, state_time) FILTER (worker_launch_time IS NOT NULL)
                AS worker_launch_time,
            arg_max(worker_launched_time, state_time) FILTER (worker_launched_time IS NOT NULL)
@@ -30,10 +31,10 @@ processes AS (
            d.pid,
            h.exit_detail,
            coalesce(d.job_id, h.job_id) AS job_id,
-           h.worker_launch_time,
-           h.worker_launched_time,
-           h.start_time,
-           h.end_time
+           to_us(h.worker_launch_time) AS worker_launch_time,
+           to_us(h.worker_launched_time) AS worker_launched_time,
+           to_us(h.start_time) AS start_time,
+           to_us(h.end_time) AS end_time
     FROM definition d
     FULL OUTER JOIN history h USING (namespace, cluster, session, worker_id)
 ),
@@ -49,8 +50,8 @@ drivers AS (
            job_id,
            NULL::TIMESTAMPTZ AS worker_launch_time,
            NULL::TIMESTAMPTZ AS worker_launched_time,
-           driver_start_time AS start_time,
-           driver_end_time AS end_time
+           NULL::TIMESTAMPTZ AS start_time,
+           NULL::TIMESTAMPTZ AS end_time
     FROM jobs
     WHERE job_id IS NOT NULL
 ),

@@ -1,0 +1,43 @@
+"""Shared fixtures: the bundled Ray 2.60 capture, ingested once into a real lake."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ingest.load import ingest_paths
+from ingest.logs import store_log_dir
+from lake.layout import ClusterKey
+from lake.store import Lake
+
+SAMPLE = Path(__file__).parent / "fixtures" / "ray-2.60-scenario-a"
+POSTS = SAMPLE / "posts"
+LIVE = SAMPLE / "live"
+SESSION = "session_2026-11-21_20-42-42_066305_20083"
+HEAD_NODE = "a7adc7d8d330156f3b83a38b0c44ded53f9781cc3dab953e8694bb36"
+WORKER_NODE = "baecc821b4e2be4b05f9d2711297e15761d5a0fa665dd02790868f0e"
+CLUSTER = ClusterKey("default", "demo")
+
+
+def live(name: str) -> Any:
+    """The `result` list (or whole body) of a golden answer of the live dashboard."""
+    body = json.loads((LIVE / f"{name}.json").read_text())
+    data = body.get("data", {}).get("result", {})
+    return data.get("result", body) if isinstance(data, dict) else body
+
+
+def ingest_sample(url: str) -> Lake:
+    lake = Lake(url, create=True)
+    report = ingest_paths(lake, CLUSTER, [POSTS])
+    assert not report.rejected, report.rejected
+    store_log_dir(lake, CLUSTER, SESSION, HEAD_NODE, SAMPLE / "logs" / "head")
+    store_log_dir(lake, CLUSTER, SESSION, WORKER_NODE, SAMPLE / "logs" / "worker")
+    return lake
+
+
+@pytest.fixture(scope="session")
+def sample_lake(tmp_path_factory: pytest.TempPathFactory) -> Lake:
+    return ingest_sample(str(tmp_path_factory.mktemp("lake") / "sample"))
