@@ -15,6 +15,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+import duckdb
 import polars as pl
 import pyarrow as pa
 import pyarrow.csv as pacsv
@@ -22,6 +23,7 @@ import pyarrow.parquet as pq
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
+from sqlglot import exp
 
 from ingest.load import Report, ingest_paths, input_files
 from ingest.logs import store_log_dir
@@ -116,7 +118,7 @@ def _write_result(result: pa.Table, fmt: str, output: Path | None) -> None:
         return
     sink = io.BytesIO()
     if fmt == "csv":
-        pacsv.write_csv(result, sink)
+        pacsv.write_csv(_nested_as_json(result), sink)
     elif fmt == "json":
         sink.write(pl.from_arrow(result).write_json().encode())  # type: ignore[union-attr]
     else:
@@ -128,6 +130,21 @@ def _write_result(result: pa.Table, fmt: str, output: Path | None) -> None:
     else:
         sys.stdout.buffer.write(sink.getvalue())
         sys.stdout.flush()
+
+
+def _nested_as_json(result: pa.Table) -> pa.Table:
+    """CSV holds no maps, lists or structs: write those cells as JSON text."""
+    nested = [f.name for f in result.schema if pa.types.is_nested(f.type)]
+    if not nested:
+        return result
+    replace = ", ".join(f"to_json({quote(name)})::VARCHAR AS {quote(name)}" for name in nested)
+    con = duckdb.connect()
+    con.register("result", result)
+    return con.sql(f"SELECT * REPLACE ({replace}) FROM result").to_arrow_table()
+
+
+def quote(identifier: str) -> str:
+    return exp.to_identifier(identifier, quoted=True).sql("duckdb")
 
 
 def _print_table(result: pa.Table) -> None:

@@ -50,6 +50,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 CAPTURE = ROOT / "tests" / "fixtures" / "ray-2.60-scenario-a" / "posts"
 MANIFEST = "manifest.json"
+POSTS = "posts"
 GENERATOR_VERSION = 1
 
 # Fields whose value is a Ray id (protobuf `bytes`, base64 on the wire).
@@ -441,19 +442,22 @@ class _Writer:
 
 
 def generate(out: Path, spec: Spec | None = None, *, posts: Path = CAPTURE, **kwargs: Any) -> Manifest:
-    """Write `spec.events` synthetic events as POST bodies into `out` (created, must be
-    empty), plus `manifest.json`. Keyword arguments override `Spec` fields."""
+    """Write `spec.events` synthetic events as POST bodies into `out/posts/` (ingest that
+    directory), then `out/manifest.json`. `out` is created and must be empty. Keyword
+    arguments override `Spec` fields."""
     spec = spec or Spec(**kwargs)
     if spec.events <= 0:
         raise ValueError("events must be positive")
     out.mkdir(parents=True, exist_ok=True)
     if any(out.iterdir()):
         raise FileExistsError(f"{out}: not empty")
+    bodies = posts_dir(out)
+    bodies.mkdir()
     started = time.perf_counter()
     compiled = compile_capture(posts)
     rng = random.Random(spec.seed)
     manifest = Manifest(spec)
-    writer = _Writer(out, spec, rng, manifest)
+    writer = _Writer(bodies, spec, rng, manifest)
     by_type: Counter[str] = Counter()
     r = 0
     while manifest.events < spec.events:
@@ -473,7 +477,13 @@ def generate(out: Path, spec: Spec | None = None, *, posts: Path = CAPTURE, **kw
     return manifest
 
 
+def posts_dir(out: Path) -> Path:
+    """Where `generate(out)` puts the bodies: the directory to ingest."""
+    return out / POSTS
+
+
 def read_manifest(out: Path) -> Manifest | None:
+    """The manifest of a complete generation in `out`, if any (written last)."""
     path = out / MANIFEST
     if not path.is_file():
         return None
@@ -485,7 +495,7 @@ def read_manifest(out: Path) -> Manifest | None:
 
 def input_files(out: Path) -> list[Path]:
     """The generated body files, in the order `raylake ingest` reads them."""
-    return sorted(p for p in out.iterdir() if p.name.startswith("post_"))
+    return sorted(posts_dir(out).iterdir())
 
 
 def capture_mix(posts: Path = CAPTURE) -> dict[str, int]:

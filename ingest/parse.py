@@ -69,10 +69,12 @@ def parse_body(body: bytes) -> ParsedBody:
 def _located(message: str) -> BodyError:
     match = _WHERE.match(message)
     assert match is not None  # the pattern matches any string
-    index = match["index"]
+    index, field = match["index"], match["field"] or None
     what = match["what"]
     what = what[0].lower() + what[1:] if what else what
-    return BodyError(what, int(index) if index is not None else None, match["field"] or None)
+    if index is None and field is None:
+        return BodyError(f"not a JSON array of RayEvents ({what})")
+    return BodyError(what, int(index) if index is not None else None, field)
 
 
 def _check(wire: Wire, index: int, event: Any) -> None:

@@ -1,0 +1,189 @@
+"""The ingest core: bytes of a POST body -> validated events -> Arrow rows."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pyarrow as pa
+import pytest
+
+from conftest import POSTS, SESSION
+from ingest.normalize import hex_id, normalize
+from ingest.parse import BodyError, parse_body
+from ingest.to_arrow import to_table
+
+
+def body(events: list[dict[str, Any]]) -> bytes:
+    return json.dumps(events).encode()
+
+
+def sample_events() -> list[dict[str, Any]]:
+    return [e for path in sorted(POSTS.rglob("*.json")) for e in json.loads(path.read_bytes())]
+
+
+def first(event_type: str) -> dict[str, Any]:
+    return json.loads(json.dumps(next(e for e in sample_events() if e["eventType"] == event_type)))
+
+
+def tables(raw: bytes) -> dict[str, pa.Table]:
+    rows = normalize(parse_body(raw))
+    return {name: to_table(name, table_rows, "test") for name, table_rows in rows.items()}
+
+
+def test_ids_are_lowercase_hex_and_nil_ids_are_null() -> None:
+    assert hex_id(b"\x01\x00\x00\x00") == "01000000"
+    assert hex_id(b"\xff" * 4) is None
+    assert hex_id(b"") is None
+    event = first("TASK_DEFINITION_EVENT")
+    table = tables(body([event]))["task_definition"]
+    row = table.select(["job_id", "placement_group_id", "task_id"]).to_pylist()[0]
+    assert row["job_id"] == "01000000"
+    assert row["placement_group_id"] is None  # all 0xff
+    assert row["task_id"] == row["task_id"].lower()
+
+
+def test_int64_strings_become_integers_and_times_keep_nanoseconds() -> None:
+    event = first("DRIVER_JOB_DEFINITION_EVENT")
+    assert isinstance(event["driverJobDefinitionEvent"]["driverPid"], str)
+    row = tables(body([event]))["driver_job_definition"]
+    assert row["driver_pid"].to_pylist() == [int(event["driverJobDefinitionEvent"]["driverPid"])]
+    lifecycle = first("TASK_LIFECYCLE_EVENT")
+    table = tables(body([lifecycle]))["task_lifecycle"]
+    assert table.schema.field("state_time").type == pa.timestamp("ns", tz="UTC")
+    stamp = lifecycle["taskLifecycleEvent"]["stateTransitions"][0]["timestamp"]
+    nanos = table["state_time"].cast(pa.int64()).to_pylist()[0]
+    fraction = stamp.rstrip("Z").split(".")[1]
+    assert len(fraction) == 9 and nanos % 1_000_000_000 == int(fraction)
+
+
+def test_lifecycle_has_one_row_per_transition() -> None:
+    event = first("ACTOR_LIFECYCLE_EVENT")
+    count = len(event["actorLifecycleEvent"]["stateTransitions"])
+    table = tables(body([event]))["actor_lifecycle"]
+    assert table.num_rows == count
+    assert table["seq"].to_pylist() == list(range(count))
+    assert set(table["event_id"].to_pylist()) == {table["event_id"][0].as_py()}
+
+
+def test_events_repeated_in_a_body_are_kept_once() -> None:
+    event = first("TASK_DEFINITION_EVENT")
+    assert tables(body([event, event, event]))["task_definition"].num_rows == 1
+
+
+def to_snake(value: Any, maps: bool = False) -> Any:
+    if isinstance(value, dict):
+        if maps:
+            return value
+        out = {}
+        for key, item in value.items():
+            snake = "".join(f"_{c.lower()}" if c.isupper() else c for c in key)
+            is_map = key in {"requiredResources", "labels", "labelSelector", "resources", "metadata", "refIds"}
+            out[snake] = to_snake(item, is_map)
+        return out
+    if isinstance(value, list):
+        return [to_snake(v) for v in value]
+    return value
+
+
+def test_snake_case_bodies_give_the_same_rows() -> None:
+    events = sample_events()[:200]
+    camel = tables(body(events))
+    snake = tables(body([to_snake(e) for e in events]))
+    assert camel.keys() == snake.keys()
+    for name in camel:
+        assert camel[name].equals(snake[name]), name
+
+
+def test_unknown_event_types_are_kept_whole() -> None:
+    future = {
+        "eventId": "AAECAw==",
+        "eventType": "AUTOSCALER_SCALING_DECISION_EVENT",
+        "timestamp": "2026-11-21T20:42:45.589427234Z",
+        "sessionName": SESSION,
+        "autoscalerScalingDecisionEvent": {"nodes": 3},
+    }
+    table = tables(body([future]))["other_events"]
+    row = table.select(["event_type", "event_json"]).to_pylist()[0]
+    assert row["event_type"] == "AUTOSCALER_SCALING_DECISION_EVENT"
+    assert json.loads(row["event_json"]) == future
+
+
+def test_ray_2_49_task_execution_events_map_onto_the_lifecycle_table() -> None:
+    old = {
+        "eventId": "AQID",
+        "sourceType": "CORE_WORKER",
+        "eventType": "TASK_EXECUTION_EVENT",
+        "timestamp": "2025-09-01T10:00:03Z",
+        "sessionName": SESSION,
+        "taskExecutionEvent": {
+            "taskId": "Aek2m7DAVS7///////////////8BAAAA",
+            "taskAttempt": 0,
+            "taskState": {
+                "11": "2025-09-01T10:00:03Z",
+                "1": "2025-09-01T10:00:01Z",
+                "8": "2025-09-01T10:00:02Z",
+            },
+            "nodeId": "",
+            "workerId": "",
+            "workerPid": 321,
+        },
+    }
+    table = tables(body([old]))["task_lifecycle"]
+    assert table["state"].to_pylist() == ["PENDING_ARGS_AVAIL", "RUNNING", "FINISHED"]
+    assert table["worker_pid"].to_pylist() == [321, 321, 321]
+
+
+def rejected(events: list[dict[str, Any]] | bytes) -> BodyError:
+    raw = events if isinstance(events, bytes) else body(events)
+    with pytest.raises(BodyError) as caught:
+        normalize(parse_body(raw))
+    return caught.value
+
+
+def test_errors_name_the_event_index_the_field_and_what_was_expected() -> None:
+    good = first("TASK_DEFINITION_EVENT")
+    bad = json.loads(json.dumps(good))
+    bad["taskDefinitionEvent"]["taskAttempt"] = "three"
+    error = rejected([good, bad])
+    assert error.index == 1
+    assert error.field == "taskDefinitionEvent.taskAttempt"
+    assert "expected `int`" in str(error)
+    assert str(error).startswith("event 1: field `taskDefinitionEvent.taskAttempt`")
+
+
+@pytest.mark.parametrize(
+    ("mutate", "field", "expected"),
+    [
+        (lambda e: e.pop("eventId"), "", "eventId"),
+        (lambda e: e.update(timestamp="yesterday"), "timestamp", "RFC 3339"),
+        (lambda e: e.update(sessionName="../../etc"), "sessionName", "session"),
+        (lambda e: e.update(eventId="not base64!"), "eventId", "base64"),
+        (lambda e: e.pop("taskLifecycleEvent"), "taskLifecycleEvent", "expected an object"),
+        (
+            lambda e: e["taskLifecycleEvent"]["stateTransitions"][0].update(timestamp="12:00"),
+            "taskLifecycleEvent.stateTransitions[0].timestamp",
+            "RFC 3339",
+        ),
+        (
+            lambda e: e["taskLifecycleEvent"].update(workerPid=2**70),
+            "taskLifecycleEvent.workerPid",
+            "<=",
+        ),
+    ],
+)
+def test_corrupt_events_are_rejected_with_a_clear_error(
+    mutate: Any, field: str, expected: str
+) -> None:
+    event = first("TASK_LIFECYCLE_EVENT")
+    mutate(event)
+    error = rejected([first("TASK_DEFINITION_EVENT"), event])
+    assert error.index == 1
+    if field:
+        assert error.field == field
+    assert expected in str(error)
+
+
+def test_a_body_that_is_not_a_json_array_is_rejected() -> None:
+    assert "not a JSON array" in str(rejected(b'{"eventId": "AQ=="}'))
+    assert "not a JSON array" in str(rejected(b"[{"))
