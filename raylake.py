@@ -1,9 +1,9 @@
 """The `raylake` command line: a thin layer that wires the packages together.
 
-    raylake ingest  --lake LAKE --namespace NS --cluster NAME PATH...
-    raylake sql     --lake LAKE [--format table|csv|json|parquet] "SELECT ..."
-    raylake catalog --lake LAKE
-    raylake views
+raylake ingest  --lake LAKE --namespace NS --cluster NAME PATH...
+raylake sql     --lake LAKE [--format table|csv|json|parquet] "SELECT ..."
+raylake catalog --lake LAKE
+raylake views
 """
 
 from __future__ import annotations
@@ -41,7 +41,8 @@ def _lake_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--s3-endpoint-url",
         default=None,
-        help="S3 API endpoint, e.g. http://minio:9000 (env RAYLAKE_S3_ENDPOINT_URL or AWS_ENDPOINT_URL)",
+        help="S3 API endpoint, e.g. http://minio:9000 "
+        "(env RAYLAKE_S3_ENDPOINT_URL or AWS_ENDPOINT_URL)",
     )
 
 
@@ -140,7 +141,8 @@ def _nested_as_json(result: pa.Table) -> pa.Table:
     replace = ", ".join(f"to_json({quote(name)})::VARCHAR AS {quote(name)}" for name in nested)
     con = duckdb.connect()
     con.register("result", result)
-    return con.sql(f"SELECT * REPLACE ({replace}) FROM result").to_arrow_table()
+    flat: pa.Table = con.sql(f"SELECT * REPLACE ({replace}) FROM result").to_arrow_table()
+    return flat
 
 
 def quote(identifier: str) -> str:
@@ -163,7 +165,16 @@ def _print_table(result: pa.Table) -> None:
 def cmd_catalog(args: argparse.Namespace) -> int:
     lake = _open_lake(args)
     table = Table(title=f"sessions in {lake.url}")
-    for column in ("namespace", "cluster", "session", "node", "role", "events", "logs", "last event"):
+    for column in (
+        "namespace",
+        "cluster",
+        "session",
+        "node",
+        "role",
+        "events",
+        "logs",
+        "last event",
+    ):
         table.add_column(column)
     entries = sorted(read_entries(lake), key=lambda e: (e.session, e.namespace, e.cluster, e.role))
     for e in reversed(entries):

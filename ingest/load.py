@@ -104,7 +104,9 @@ class _Batch:
         parts = 0
         for table, table_rows in self.rows.items():
             data = to_table(table, table_rows, ingest_id)
-            parts += len(write_parts(lake, cluster, table, data, writer=WRITER, ingest_id=ingest_id))
+            parts += len(
+                write_parts(lake, cluster, table, data, writer=WRITER, ingest_id=ingest_id)
+            )
         return parts
 
 

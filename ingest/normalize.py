@@ -1,9 +1,10 @@
 """Turn validated RayEvents into rows of the lake's typed tables.
 
 Pure functions over the decoded structs. A row is a tuple in the order of the table's
-schema (`lake.schemas.SCHEMAS`) less `ingest_id`, preceded by the session name; times are still the RFC
-3339 strings Ray sent (`to_arrow` parses them column by column). Events repeated inside
-one body are kept once (Ray delivers at least once).
+schema (`lake.schemas.SCHEMAS`) less `ingest_id`, preceded by the session name. Times
+are still the RFC 3339 strings Ray sent; they are checked here, once per column, and
+parsed by `to_arrow`. Events repeated inside one body are kept once (Ray delivers at
+least once).
 """
 
 from __future__ import annotations
@@ -135,9 +136,7 @@ def _actor_task_definition(p: Any) -> list[Row]:
 def _task_lifecycle(p: Any) -> list[Row]:
     task_id, run = hex_id(p.task_id), _task_run(p)
     extra = (p.is_debugger_paused, p.actor_repr_name)
-    return [
-        (task_id, p.task_attempt, t.state, t.timestamp, *run, *extra) for t in _transitions(p)
-    ]
+    return [(task_id, p.task_attempt, t.state, t.timestamp, *run, *extra) for t in _transitions(p)]
 
 
 def _task_execution(p: Any) -> list[Row]:
@@ -259,7 +258,9 @@ def _node_lifecycle(p: Any) -> list[Row]:
 
 
 def _worker_definition(p: Any) -> list[Row]:
-    return [(hex_id(p.worker_id), hex_id(p.node_id), p.pid or None, p.worker_type, hex_id(p.job_id))]
+    return [
+        (hex_id(p.worker_id), hex_id(p.node_id), p.pid or None, p.worker_type, hex_id(p.job_id))
+    ]
 
 
 def _worker_lifecycle(p: Any) -> list[Row]:
@@ -316,7 +317,10 @@ def _placement_group_lifecycle(p: Any) -> list[Row]:
             t.scheduling_state,
             t.scheduling_attempt,
             t.highest_retry_delay_ms,
-            [{"bundle_index": b.bundle_index, "node_id": hex_id(b.node_id)} for b in t.bundle_placements],
+            [
+                {"bundle_index": b.bundle_index, "node_id": hex_id(b.node_id)}
+                for b in t.bundle_placements
+            ],
         )
         for t in _transitions(p)
     ]
@@ -393,6 +397,7 @@ BUILDERS: dict[str, tuple[str, Builder]] = {
     "submission_job_lifecycle_event": ("submission_job_lifecycle", _submission_job_lifecycle),
     "platform_event": ("platform", _platform_event),
 }
+
 
 def normalize(parsed: ParsedBody, seen: set[bytes] | None = None) -> Rows:
     """Rows per table for one parsed body (without `ingest_id`, which `to_arrow` adds).

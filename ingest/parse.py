@@ -42,7 +42,9 @@ class ParsedBody:
     """Decoded RayEvent structs, in body order."""
 
 
-_WHERE = re.compile(r"^(?P<what>.*?)(?: - at `\$(?:\[(?P<index>\d+)\])?\.?(?P<field>[^`]*)`)?$", re.S)
+_WHERE = re.compile(
+    r"^(?P<what>.*?)(?: - at `\$(?:\[(?P<index>\d+)\])?\.?(?P<field>[^`]*)`)?$", re.S
+)
 
 
 def parse_body(body: bytes) -> ParsedBody:

@@ -24,7 +24,7 @@ Row = tuple[Any, ...]
 _INGEST_ID = "ingest_id"
 
 
-def _row_columns(table: str) -> list[pa.Field]:
+def _row_columns(table: str) -> list[pa.Field[Any]]:
     return [f for f in SCHEMAS[table] if f.name != _INGEST_ID]
 
 
@@ -42,7 +42,7 @@ _TIME_COLUMNS = {
 }
 
 
-def _parse_times(values: Sequence[Any]) -> pa.Array:
+def _parse_times(values: Sequence[Any]) -> pa.Array[Any]:
     strings = [v for v in values if v is not None]
     if strings and isinstance(strings[0], str):
         return pa.array(values, pa.string()).cast(TIME)
@@ -72,7 +72,7 @@ def to_table(table: str, rows: Sequence[Row], ingest_id: str) -> pa.Table:
         return _with_partition_columns(schema.empty_table(), pa.array([], pa.string()))
     columns = iter(zip(*rows, strict=True))
     sessions = pa.array(next(columns), pa.string())
-    arrays: list[pa.Array] = []
+    arrays: list[pa.Array[Any]] = []
     for field in schema:
         if field.name == _INGEST_ID:
             arrays.append(pa.array([ingest_id] * len(rows), pa.string()))
@@ -85,6 +85,6 @@ def to_table(table: str, rows: Sequence[Row], ingest_id: str) -> pa.Table:
     return _with_partition_columns(data, sessions)
 
 
-def _with_partition_columns(data: pa.Table, sessions: pa.Array) -> pa.Table:
+def _with_partition_columns(data: pa.Table, sessions: pa.Array[Any]) -> pa.Table:
     dates = pc.strftime(data["event_time"], format="%Y-%m-%d")
     return data.add_column(0, "date", dates).add_column(0, "session", sessions)

@@ -10,7 +10,6 @@ Unknown fields are skipped here (newer Ray adds fields); the verbatim body is ke
 the lake's `raw/` area, so nothing is lost.
 """
 
-
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 

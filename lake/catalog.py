@@ -52,10 +52,10 @@ def _now() -> str:
 
 
 def read_entries(lake: Lake) -> list[CatalogEntry]:
-    entries = []
-    for path in lake.list_files(CATALOG, ".json"):
-        entries.append(msgspec.json.decode(lake.read_bytes(path), type=CatalogEntry))
-    return entries
+    return [
+        msgspec.json.decode(lake.read_bytes(path), type=CatalogEntry)
+        for path in lake.list_files(CATALOG, ".json")
+    ]
 
 
 def read_entry(lake: Lake, cluster: ClusterKey, session: str, node_id: str) -> CatalogEntry | None:
@@ -71,7 +71,9 @@ def write_entry(lake: Lake, entry: CatalogEntry) -> None:
     lake.write_bytes(path, msgspec.json.encode(entry))
 
 
-def _session_events(lake: Lake, cluster: ClusterKey, session: str) -> Iterable[tuple[str, pa.Table]]:
+def _session_events(
+    lake: Lake, cluster: ClusterKey, session: str
+) -> Iterable[tuple[str, pa.Table]]:
     columns = ["event_id", "emitter_node_id", "event_time", "source_type"]
     for table in SCHEMAS:
         files = list(lake.list_files(events_session_dir(table, cluster, session), ".parquet"))
@@ -96,11 +98,9 @@ def refresh_session(
     last: dict[str, dt.datetime] = {}
     gcs_nodes: set[str] = set()
     for table, data in _session_events(lake, cluster, session):
-        data = data.set_column(
-            1, "emitter_node_id", pc.fill_null(data["emitter_node_id"], "unknown")
-        ).set_column(  # microseconds: the catalog holds Python datetimes
-            2, "event_time", data["event_time"].cast(pa.timestamp("us", tz="UTC"), safe=False)
-        )
+        # Microseconds: the catalog holds Python datetimes.
+        times = pc.cast(data["event_time"], pa.timestamp("us", tz="UTC"), safe=False)
+        data = data.set_column(2, "event_time", times)
         grouped = data.group_by("emitter_node_id").aggregate(
             [
                 ("event_id", "count_distinct"),
@@ -109,13 +109,13 @@ def refresh_session(
             ]
         )
         for row in grouped.to_pylist():
-            node = row["emitter_node_id"]
+            node = row["emitter_node_id"] or "unknown"
             counts[node][table] = row["event_id_count_distinct"]
             low, high = row["event_time_min"], row["event_time_max"]
             first[node] = min(first.get(node, low), low)
             last[node] = max(last.get(node, high), high)
-        gcs = data.filter(pc.equal(data["source_type"], "GCS"))["emitter_node_id"]
-        gcs_nodes.update(pc.unique(gcs).to_pylist())
+        gcs = data.filter(pc.equal(data["source_type"], pa.scalar("GCS")))["emitter_node_id"]
+        gcs_nodes.update(str(node or "unknown") for node in pc.unique(gcs).to_pylist())
     entries = []
     for node, node_counts in sorted(counts.items()):
         previous = read_entry(lake, cluster, session, node)
@@ -142,4 +142,3 @@ def sessions(entries: Iterable[CatalogEntry]) -> list[tuple[ClusterKey, str]]:
     """Distinct (cluster, session) pairs, newest session first."""
     keys = {(e.cluster_key, e.session) for e in entries}
     return sorted(keys, key=lambda k: (k[1], k[0]), reverse=True)
-

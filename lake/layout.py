@@ -52,7 +52,9 @@ class ClusterKey:
                 "(lowercase letters, digits and '-', no dot)"
             )
         if not _NAME.fullmatch(self.name) or len(self.name) > 253:
-            raise LayoutError(f"cluster name {self.name!r}: expected letters, digits, '-', '_', '.'")
+            raise LayoutError(
+                f"cluster name {self.name!r}: expected letters, digits, '-', '_', '.'"
+            )
 
     @property
     def key(self) -> str:
@@ -68,7 +70,9 @@ class ClusterKey:
 
 def check_session(session: str) -> str:
     if not _SESSION.fullmatch(session) or len(session) > 200:
-        raise LayoutError(f"session {session!r}: expected a Ray session name like session_<time>_<pid>")
+        raise LayoutError(
+            f"session {session!r}: expected a Ray session name like session_<time>_<pid>"
+        )
     return session
 
 

@@ -49,10 +49,12 @@ def write_parts(
     schema = SCHEMAS[table_name]
     written = []
     keys = table.select(["session", "date"]).group_by(["session", "date"]).aggregate([])
-    for session, date in zip(
-        keys["session"].to_pylist(), keys["date"].to_pylist(), strict=True
-    ):
-        mask = pc.and_(pc.equal(table["session"], session), pc.equal(table["date"], date))
+    sessions, dates = keys["session"].to_pylist(), keys["date"].to_pylist()
+    for session, date in zip(map(str, sessions), map(str, dates), strict=True):
+        mask = pc.and_(
+            pc.equal(table["session"], pa.scalar(session)),
+            pc.equal(table["date"], pa.scalar(date)),
+        )
         part = table.filter(mask).select(schema.names)
         sort_keys = SORT_KEYS.get(table_name, ["event_time", "event_id", "seq"])
         part = part.sort_by([(key, "ascending") for key in sort_keys])

@@ -10,6 +10,8 @@ hex strings, null for nil; times are `timestamp[ns, UTC]`. The hive partition co
 
 from __future__ import annotations
 
+from typing import Any
+
 import pyarrow as pa
 
 TIME = pa.timestamp("ns", tz="UTC")
@@ -19,7 +21,7 @@ INT = pa.int64()
 RESOURCES = pa.map_(pa.string(), pa.float64())
 LABELS = pa.map_(pa.string(), pa.string())
 
-EVENT_COLUMNS: list[pa.Field] = [
+EVENT_COLUMNS: list[pa.Field[Any]] = [
     pa.field("event_id", ID, nullable=False),
     pa.field("seq", pa.int32(), nullable=False),
     pa.field("event_time", TIME, nullable=False),
@@ -30,14 +32,16 @@ EVENT_COLUMNS: list[pa.Field] = [
     pa.field("ingest_id", STR, nullable=False),
 ]
 
-_FUNCTION = [
+Columns = list[tuple[str, pa.DataType]]
+
+_FUNCTION: Columns = [
     ("func_module", STR),
     ("func_class", STR),
     ("func_name", STR),
     ("func_hash", STR),
 ]
 
-_TASK_SPEC = [
+_TASK_SPEC: Columns = [
     ("language", STR),
     *_FUNCTION,
     ("required_resources", RESOURCES),
@@ -50,7 +54,7 @@ _TASK_SPEC = [
     ("call_site", STR),
 ]
 
-_TASK_RUN = [
+_TASK_RUN: Columns = [
     ("error_type", STR),
     ("error_message", STR),
     ("stdout_file", STR),
@@ -66,7 +70,7 @@ _TASK_RUN = [
 ]
 
 # Columns after the common ones, per table.
-_PAYLOADS: dict[str, list[tuple[str, pa.DataType]]] = {
+_PAYLOADS: dict[str, Columns] = {
     "task_definition": [
         ("task_id", ID),
         ("attempt_number", INT),
@@ -191,7 +195,11 @@ _PAYLOADS: dict[str, list[tuple[str, pa.DataType]]] = {
             "bundles",
             pa.list_(
                 pa.struct(
-                    [("bundle_index", INT), ("unit_resources", RESOURCES), ("label_selector", LABELS)]
+                    [
+                        ("bundle_index", INT),
+                        ("unit_resources", RESOURCES),
+                        ("label_selector", LABELS),
+                    ]
                 )
             ),
         ),

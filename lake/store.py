@@ -20,6 +20,7 @@ import json
 import os
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import fsspec
@@ -126,18 +127,17 @@ class Lake:
         if not self.is_local:
             self.fs.pipe_file(target, data)
             return
-        parent = os.path.dirname(target)
-        os.makedirs(parent, exist_ok=True)
-        temporary = os.path.join(parent, f".{os.path.basename(target)}.{uuid.uuid4().hex}.tmp")
+        final = Path(target)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        temporary = final.with_name(f".{final.name}.{uuid.uuid4().hex}.tmp")
         try:
-            with open(temporary, "wb") as f:
+            with temporary.open("wb") as f:
                 f.write(data)
                 f.flush()
                 os.fsync(f.fileno())
-            os.replace(temporary, target)
+            temporary.replace(final)
         finally:
-            if os.path.exists(temporary):
-                os.unlink(temporary)
+            temporary.unlink(missing_ok=True)
 
     def delete(self, path: str) -> None:
         self.fs.rm_file(self.full(path))

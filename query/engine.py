@@ -85,8 +85,7 @@ def connect(lake: Lake, database: str = ":memory:") -> duckdb.DuckDBPyConnection
 def define_views(con: duckdb.DuckDBPyConnection, lake: Lake) -> None:
     statuses = exp.Array(expressions=[exp.Literal.string(s) for s in TASK_STATUS])
     con.execute(
-        f"CREATE OR REPLACE MACRO task_status_rank(s) AS "
-        f"list_position({statuses.sql('duckdb')}, s)"
+        f"CREATE OR REPLACE MACRO task_status_rank(s) AS list_position({statuses.sql('duckdb')}, s)"
     )
     # Entity views show microsecond TIMESTAMPTZ (DuckDB's functions all take it),
     # truncated rather than rounded so that milliseconds floor exactly as Ray's do.
@@ -105,4 +104,3 @@ def define_views(con: duckdb.DuckDBPyConnection, lake: Lake) -> None:
         con.execute(_event_view_sql(table, source))
     for view in ENTITY_VIEWS:
         con.execute((VIEWS_DIR / f"{view}.sql").read_text())
-

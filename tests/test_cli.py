@@ -11,7 +11,6 @@ from pathlib import Path
 import polars as pl
 import pyarrow.parquet as pq
 import pytest
-
 from conftest import HEAD_NODE, POSTS, SAMPLE, SESSION
 
 
@@ -121,8 +120,13 @@ def test_bad_files_are_rejected_whole_with_a_reason(tmp_path: Path) -> None:
     assert done.returncode == 1
     assert "b_bad.json" in done.stdout
     assert "event 2: field `timestamp`: expected an RFC 3339 timestamp" in done.stdout
-    counted = sql(lake, "SELECT count(DISTINCT event_id) AS n FROM task_definition_events "
-                  "UNION ALL SELECT count(*) FROM node_definition_events", "--format", "csv")
+    counted = sql(
+        lake,
+        "SELECT count(DISTINCT event_id) AS n FROM task_definition_events "
+        "UNION ALL SELECT count(*) FROM node_definition_events",
+        "--format",
+        "csv",
+    )
     assert counted.stdout.split()[1:] == ["0", "1"]  # nothing of the bad file
 
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-
 from conftest import HEAD_NODE, WORKER_NODE, live
+
 from lake.store import Lake
 from query.engine import connect
 
@@ -35,8 +35,9 @@ TASKS_SQL = """
            epoch_us(creation_time) // 1000 AS creation_time_ms,
            epoch_us(start_time) // 1000 AS start_time_ms,
            epoch_us(end_time) // 1000 AS end_time_ms,
-           list_transform(events, lambda e: {'state': e.state, 'created_ms': epoch_us(e.time) // 1000})
-               AS events,
+           list_transform(
+               events, lambda e: {'state': e.state, 'created_ms': epoch_us(e.time) // 1000}
+           ) AS events,
            stdout_file, stderr_file, stdout_start, stdout_end, stderr_start, stderr_end
     FROM tasks
     -- Ray lists the attempts it has a definition for, drivers excluded by default.
@@ -45,7 +46,9 @@ TASKS_SQL = """
 
 
 def test_tasks_match_the_live_dashboard(sample_lake: Lake) -> None:
-    expected = {(t["task_id"], t["attempt_number"]): t for t in live("api_v0_tasks_limit_10000_detail_1")}
+    expected = {
+        (t["task_id"], t["attempt_number"]): t for t in live("api_v0_tasks_limit_10000_detail_1")
+    }
     actual = {(t["task_id"], t["attempt_number"]): t for t in rows(sample_lake, TASKS_SQL)}
     assert len(expected) == 279
     assert actual.keys() == expected.keys()
@@ -157,7 +160,8 @@ def test_jobs_match_the_live_dashboard(sample_lake: Lake) -> None:
             """
             SELECT job_id, type, submission_id, status, entrypoint, driver_pid,
                    driver_node_ip, metadata,
-                   epoch_us(start_time) // 1000 AS start_time, epoch_us(end_time) // 1000 AS end_time
+                   epoch_us(start_time) // 1000 AS start_time,
+                   epoch_us(end_time) // 1000 AS end_time
             FROM jobs
             """,
         )

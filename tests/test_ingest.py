@@ -7,8 +7,8 @@ from typing import Any
 
 import pyarrow as pa
 import pytest
-
 from conftest import POSTS, SESSION
+
 from ingest.normalize import hex_id, normalize
 from ingest.parse import BodyError, parse_body
 from ingest.to_arrow import to_table
@@ -78,7 +78,14 @@ def to_snake(value: Any, maps: bool = False) -> Any:
         out = {}
         for key, item in value.items():
             snake = "".join(f"_{c.lower()}" if c.isupper() else c for c in key)
-            is_map = key in {"requiredResources", "labels", "labelSelector", "resources", "metadata", "refIds"}
+            is_map = key in {
+                "requiredResources",
+                "labels",
+                "labelSelector",
+                "resources",
+                "metadata",
+                "refIds",
+            }
             out[snake] = to_snake(item, is_map)
         return out
     if isinstance(value, list):
