@@ -28,6 +28,7 @@ from sqlglot import exp
 from ingest.load import Report, ingest_paths, input_files
 from ingest.logs import store_log_dir
 from lake.catalog import read_entries
+from lake.compact import compact
 from lake.layout import ClusterKey, LayoutError
 from lake.store import Lake, LakeError
 from query.console import QueryError, run_query
@@ -192,6 +193,16 @@ def cmd_catalog(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_compact(args: argparse.Namespace) -> int:
+    lake = _open_lake(args)
+    report = compact(lake, target_bytes=args.target_mb * 1024 * 1024)
+    print(
+        f"{report.partitions} partitions compacted: {report.parts_read} parts merged into "
+        f"{report.parts_written}, {report.rows_dropped:,} duplicate rows dropped"
+    )
+    return 0
+
+
 def cmd_views(args: argparse.Namespace) -> int:
     for name in view_names():
         print(name)
@@ -224,6 +235,13 @@ def parser() -> argparse.ArgumentParser:
     catalog = commands.add_parser("catalog", help="list the sessions in the lake")
     _lake_arguments(catalog)
     catalog.set_defaults(run=cmd_catalog)
+
+    compaction = commands.add_parser("compact", help="merge small Parquet parts per partition")
+    _lake_arguments(compaction)
+    compaction.add_argument(
+        "--target-mb", type=int, default=512, help="largest part to write, in MB (512)"
+    )
+    compaction.set_defaults(run=cmd_compact)
 
     views = commands.add_parser("views", help="list the views SQL can read")
     views.set_defaults(run=cmd_views)
