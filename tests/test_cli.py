@@ -11,6 +11,7 @@ from pathlib import Path
 import polars as pl
 import pyarrow.parquet as pq
 import pytest
+
 from conftest import HEAD_NODE, POSTS, SAMPLE, SESSION
 
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from conftest import CLUSTER, POSTS
 from ingest.load import ingest_paths
 from lake.compact import compact
 from lake.store import Lake
 from query.engine import connect
+
+from conftest import CLUSTER, POSTS
 
 ANSWERS = [
     "SELECT * EXCLUDE (events) FROM tasks ORDER BY task_id, attempt_number",

@@ -11,10 +11,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from conftest import HEAD_NODE, WORKER_NODE, live
 
 from lake.store import Lake
 from query.engine import connect
+
+from conftest import HEAD_NODE, WORKER_NODE, live
 
 
 def rows(lake: Lake, sql: str) -> list[dict[str, Any]]:

@@ -7,11 +7,12 @@ from typing import Any
 
 import pyarrow as pa
 import pytest
-from conftest import POSTS, SESSION
 
 from ingest.normalize import hex_id, normalize
 from ingest.parse import BodyError, parse_body
 from ingest.to_arrow import to_table
+
+from conftest import POSTS, SESSION
 
 
 def body(events: list[dict[str, Any]]) -> bytes:
