@@ -25,7 +25,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 from sqlglot import exp
 
-from ingest.load import Report, ingest_paths, input_files
+from ingest.load import Report, ingest_paths, input_files, rebuild
 from ingest.logs import store_log_dir
 from lake.catalog import read_entries
 from lake.compact import compact
@@ -98,7 +98,7 @@ def _print_report(report: Report) -> None:
     table.add_row("total", f"{sum(report.events_by_type.values()):,}", style="bold")
     console.print(table)
     console.print(
-        f"{report.files} files, {report.bodies} bodies, {report.parts} Parquet parts written, "
+        f"{report.files} files, {report.bodies} bodies, {len(report.parts)} Parquet parts written, "
         f"{report.raw_bytes:,} raw bytes new"
     )
     for session in sorted(report.sessions):
@@ -193,6 +193,14 @@ def cmd_catalog(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_rebuild(args: argparse.Namespace) -> int:
+    lake = _open_lake(args)
+    for cluster, report in rebuild(lake).items():
+        print(f"cluster {cluster.key}:")
+        _print_report(report)
+    return 0
+
+
 def cmd_compact(args: argparse.Namespace) -> int:
     lake = _open_lake(args)
     report = compact(lake, target_bytes=args.target_mb * 1024 * 1024)
@@ -235,6 +243,10 @@ def parser() -> argparse.ArgumentParser:
     catalog = commands.add_parser("catalog", help="list the sessions in the lake")
     _lake_arguments(catalog)
     catalog.set_defaults(run=cmd_catalog)
+
+    rebuilding = commands.add_parser("rebuild", help="rewrite every event table from raw/")
+    _lake_arguments(rebuilding)
+    rebuilding.set_defaults(run=cmd_rebuild)
 
     compaction = commands.add_parser("compact", help="merge small Parquet parts per partition")
     _lake_arguments(compaction)

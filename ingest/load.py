@@ -24,7 +24,7 @@ from ingest.normalize import Row, normalize
 from ingest.parse import BodyError, ParsedBody, parse_body
 from ingest.to_arrow import to_table
 from lake.catalog import refresh_session
-from lake.layout import ClusterKey, check_node, raw_path
+from lake.layout import EVENTS, RAW, ClusterKey, check_node, parse_partition, raw_path
 from lake.parts import write_parts
 from lake.store import Lake
 
@@ -40,7 +40,7 @@ class Report:
     events_by_type: Counter[str] = field(default_factory=Counter)
     sessions: set[str] = field(default_factory=set)
     rejected: list[tuple[str, str]] = field(default_factory=list)
-    parts: int = 0
+    parts: list[str] = field(default_factory=list)
     raw_bytes: int = 0
 
 
@@ -98,16 +98,18 @@ class _Batch:
     seen: set[bytes] = field(default_factory=set)
     events: int = 0
 
-    def write(self, lake: Lake, cluster: ClusterKey) -> int:
+    def write(self, lake: Lake, cluster: ClusterKey) -> list[str]:
         """Write the batch; the ingest id derives from the bodies it holds."""
         ingest_id = hashlib.sha256("".join(self.digests).encode()).hexdigest()[:20]
-        parts = 0
+        parts = []
         for table, table_rows in self.rows.items():
             data = to_table(table, table_rows, ingest_id)
-            parts += len(
-                write_parts(lake, cluster, table, data, writer=WRITER, ingest_id=ingest_id)
-            )
+            parts += write_parts(lake, cluster, table, data, writer=WRITER, ingest_id=ingest_id)
         return parts
+
+
+Source = tuple[str, Callable[[], list[bytes]]]
+"""A name for reports and a loader of the bodies it holds."""
 
 
 def ingest_paths(
@@ -119,30 +121,65 @@ def ingest_paths(
     batch_events: int = BATCH_EVENTS,
 ) -> Report:
     """Ingest every file below `paths`; return what happened."""
+    files = input_files(paths)
+
+    def loader(path: Path) -> Callable[[], list[bytes]]:
+        def load() -> list[bytes]:
+            bodies = read_bodies(path)
+            if on_file:
+                on_file(path)
+            return bodies
+
+        return load
+
+    return ingest_sources(lake, cluster, [(str(p), loader(p)) for p in files], batch_events)
+
+
+def ingest_sources(
+    lake: Lake, cluster: ClusterKey, sources: Iterable[Source], batch_events: int = BATCH_EVENTS
+) -> Report:
+    """Ingest sources of bodies; a source is accepted or rejected whole."""
     report = Report()
     batch = _Batch()
-    for path in input_files(paths):
+    for name, load in sources:
+        new_ids: set[bytes] = set()
         try:
-            bodies = [parse_body(body) for body in read_bodies(path)]
-            seen = set(batch.seen)
-            file_rows = [normalize(parsed, seen) for parsed in bodies]
+            bodies = [parse_body(body) for body in load()]
+            new_ids = {e.event_id for p in bodies for e in p.events} - batch.seen
+            file_rows = [normalize(parsed, batch.seen) for parsed in bodies]
         except (BodyError, OSError, EOFError, zlib.error) as exc:
-            report.rejected.append((str(path), str(exc) or type(exc).__name__))
-        else:
-            batch.seen = seen
-            for parsed, rows in zip(bodies, file_rows, strict=True):
-                _accept(lake, cluster, parsed, rows, batch, report)
-            report.files += 1
-            if batch.events >= batch_events:
-                report.parts += batch.write(lake, cluster)
-                batch = _Batch()
-        if on_file:
-            on_file(path)
+            batch.seen -= new_ids  # nothing of a rejected source stays
+            report.rejected.append((name, str(exc) or type(exc).__name__))
+            continue
+        for parsed, rows in zip(bodies, file_rows, strict=True):
+            _accept(lake, cluster, parsed, rows, batch, report)
+        report.files += 1
+        if batch.events >= batch_events:
+            report.parts.extend(batch.write(lake, cluster))
+            batch = _Batch()
     if batch.digests:
-        report.parts += batch.write(lake, cluster)
+        report.parts.extend(batch.write(lake, cluster))
     for session in sorted(report.sessions):
         refresh_session(lake, cluster, session)
     return report
+
+
+def rebuild(lake: Lake) -> dict[ClusterKey, Report]:
+    """Rewrite every event table from the raw bodies, then drop parts they do not hold."""
+    old_parts = set(lake.list_files(EVENTS, ".parquet"))
+    reports: dict[ClusterKey, Report] = {}
+    for directory in lake.list_dirs(RAW):
+        cluster = ClusterKey.parse(parse_partition(directory)["cluster"])
+
+        def loader(path: str) -> Callable[[], list[bytes]]:
+            return lambda: [gzip.decompress(lake.read_bytes(path))]
+
+        raw_files = lake.list_files(directory, ".json.gz")
+        reports[cluster] = ingest_sources(lake, cluster, [(p, loader(p)) for p in raw_files])
+    kept = {path for report in reports.values() for path in report.parts}
+    for path in sorted(old_parts - kept):
+        lake.delete(path)
+    return reports
 
 
 def _accept(

@@ -154,5 +154,15 @@ class Lake:
                 continue
             yield full[len(prefix) :] if full.startswith(prefix) else full
 
+    def list_dirs(self, path: str) -> list[str]:
+        """The directories directly below `path` (relative to the root), in name order."""
+        base = self.full(path)
+        if not self.fs.exists(base):
+            return []
+        prefix = self.root + "/"
+        found = self.fs.ls(base, detail=True)
+        names = [str(e["name"]).rstrip("/") for e in found if e["type"] == "directory"]
+        return sorted(n[len(prefix) :] if n.startswith(prefix) else n for n in names)
+
     def size(self, path: str) -> int:
         return int(self.fs.size(self.full(path)))
