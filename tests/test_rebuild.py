@@ -5,11 +5,12 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from conftest import CLUSTER, POSTS
 from ingest.load import ingest_paths, rebuild
 from lake.catalog import read_entries
 from lake.store import Lake
 from query.engine import connect
+
+from conftest import CLUSTER, POSTS
 
 QUERIES = [
     "SELECT * EXCLUDE (events) FROM tasks ORDER BY task_id, attempt_number",
