@@ -9,8 +9,9 @@ least once).
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
@@ -27,6 +28,7 @@ _NS_PER_MS = 1_000_000
 _MAX_MS = (2**63 - 1) // _NS_PER_MS  # Ray marks "unset" with uint64 max
 
 
+@functools.lru_cache(maxsize=1 << 16)  # job, node, worker and parent ids recur
 def hex_id(raw: bytes) -> str | None:
     """Ray ids as lowercase hex; empty or all-0xff ("nil") ids are null."""
     if not raw or not raw.strip(b"\xff"):
@@ -399,6 +401,13 @@ BUILDERS: dict[str, tuple[str, Builder]] = {
 }
 
 
+_DISPATCH: dict[str, tuple[str, str, Builder]] = {
+    event_type: (field, *BUILDERS[field])
+    for event_type, field in PAYLOAD_FIELDS.items()
+    if field in BUILDERS
+}
+
+
 def normalize(parsed: ParsedBody, seen: set[bytes] | None = None) -> Rows:
     """Rows per table for one parsed body (without `ingest_id`, which `to_arrow` adds).
 
@@ -409,33 +418,33 @@ def normalize(parsed: ParsedBody, seen: set[bytes] | None = None) -> Rows:
     rows: Rows = defaultdict(list)
     raw_events: list[msgspec.Raw] | None = None
     for index, event in enumerate(parsed.events):
-        if event.event_id in seen:
+        event_id = event.event_id
+        if event_id in seen:
             continue
-        seen.add(event.event_id)
-        common = (
-            event.session_name,
-            event.event_id.hex(),
+        seen.add(event_id)
+        dispatch = _DISPATCH.get(event.event_type)
+        if dispatch is None:
+            if raw_events is None:
+                raw_events = parsed.wire.raw_events.decode(parsed.body)
+            table = OTHER_TABLE
+            payload_rows = [(event.event_type, bytes(raw_events[index]).decode())]
+        else:
+            field, table, build = dispatch
+            try:
+                payload_rows = build(getattr(event, field))
+            except ValueError as exc:
+                raise BodyError(str(exc), index, parsed.wire.spell(field)) from None
+        head = (event.session_name, event_id.hex())
+        tail = (
             event.timestamp,
             hex_id(event.node_id),
             event.source_type,
             event.severity,
             event.message,
         )
-        payload_field = _payload_field(event.event_type)
-        if payload_field is None:
-            if raw_events is None:
-                raw_events = parsed.wire.raw_events.decode(parsed.body)
-            payload_rows: Iterable[Row] = [(event.event_type, bytes(raw_events[index]).decode())]
-            table = OTHER_TABLE
-        else:
-            table, build = BUILDERS[payload_field]
-            try:
-                payload_rows = build(getattr(event, payload_field))
-            except ValueError as exc:
-                raise BodyError(str(exc), index, parsed.wire.spell(payload_field)) from None
         out = rows[table]
         for seq, payload in enumerate(payload_rows):
-            out.append((*common[:2], seq, *common[2:], *payload))
+            out.append((*head, seq, *tail, *payload))
     bad = find_bad_time(rows)
     if bad is not None:
         raise _time_error(parsed, bad)
@@ -455,8 +464,3 @@ def _time_error(parsed: ParsedBody, bad: BadTime) -> BodyError:
     else:
         field = f"{payload}.{spell('start_timestamp')}"
     return BodyError(f"expected an RFC 3339 timestamp, got {bad.value!r}", index, field)
-
-
-def _payload_field(event_type: str) -> str | None:
-    field = PAYLOAD_FIELDS.get(event_type)
-    return field if field in BUILDERS else None
