@@ -48,7 +48,9 @@ def _define(naming: Naming) -> type[msgspec.Struct]:
     """Build the message classes for one field naming; return the RayEvent class."""
     rename = "camel" if naming == "camel" else None
 
-    class Message(msgspec.Struct, rename=rename):
+    # gc=False: decoded events never form cycles, and untracked structs spare the
+    # cyclic collector from scanning every event of a large batch.
+    class Message(msgspec.Struct, rename=rename, gc=False):
         pass
 
     class PythonFunctionDescriptor(Message):
