@@ -114,7 +114,14 @@ class Lake:
                 f"{FORMAT_VERSION[0]}.x. Upgrade raylake to read it."
             )
 
+    def _fresh(self) -> None:
+        """Forget cached listings: other processes write the same lake (s3fs caches
+        directory listings forever, and per path only the path and its parents)."""
+        if not self.is_local:
+            self.fs.invalidate_cache()
+
     def exists(self, path: str) -> bool:
+        self._fresh()
         return bool(self.fs.exists(self.full(path)))
 
     def read_bytes(self, path: str) -> bytes:
@@ -145,6 +152,7 @@ class Lake:
     def list_files(self, path: str, suffix: str = "") -> Iterator[str]:
         """Every file below `path` (relative to the root), in name order."""
         base = self.full(path)
+        self._fresh()
         if not self.fs.exists(base):
             return
         prefix = self.root + "/"
@@ -157,6 +165,7 @@ class Lake:
     def list_dirs(self, path: str) -> list[str]:
         """The directories directly below `path` (relative to the root), in name order."""
         base = self.full(path)
+        self._fresh()
         if not self.fs.exists(base):
             return []
         prefix = self.root + "/"

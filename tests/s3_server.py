@@ -1,6 +1,6 @@
 """Moto's standalone S3 server on loopback, for tests.
 
-The server runs as a separate process (`python -m moto.server`), as s3fs's own tests do,
+The server runs as a separate process (moto's `moto.server` main), as s3fs's own tests do,
 so the code under test talks to a real HTTP endpoint through s3fs, aiobotocore and
 DuckDB exactly as it would to MinIO or AWS. Only the process started here is ever
 stopped.
@@ -22,6 +22,8 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from typing import Any
+
+import boto3
 
 HOST = "127.0.0.1"
 START_TIMEOUT = 30.0
@@ -51,6 +53,22 @@ UNSET_AWS_ENV: tuple[str, ...] = (
 )
 
 
+#: `python -m moto.server`, plus a watchdog: the server exits when its stdin reaches EOF,
+#: that is when the test process that started it is gone, however it ended (a killed
+#: pytest leaves no server behind).
+_SERVER = """
+import os, sys, threading
+from moto.server import main
+
+def watchdog():
+    sys.stdin.buffer.read()
+    os._exit(0)
+
+threading.Thread(target=watchdog, daemon=True).start()
+main(sys.argv[1:])
+"""
+
+
 def free_port(host: str = HOST) -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((host, 0))
@@ -67,6 +85,8 @@ def _answers(endpoint: str) -> bool:
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.stdin:
+        process.stdin.close()
     if process.poll() is not None:
         return
     process.terminate()
@@ -79,14 +99,14 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 
 @contextlib.contextmanager
 def moto_server(host: str = HOST, attempts: int = 3) -> Iterator[str]:
-    """Start `python -m moto.server` on a free loopback port; yield its endpoint URL."""
+    """Start moto's server on a free loopback port; yield its endpoint URL, then stop it."""
     with tempfile.TemporaryFile() as log:
         for _ in range(attempts):
             port = free_port(host)
             endpoint = f"http://{host}:{port}"
             process = subprocess.Popen(
-                [sys.executable, "-m", "moto.server", "-H", host, "-p", str(port)],
-                stdin=subprocess.DEVNULL,
+                [sys.executable, "-c", _SERVER, "-H", host, "-p", str(port)],
+                stdin=subprocess.PIPE,
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
@@ -110,8 +130,6 @@ def moto_server(host: str = HOST, attempts: int = 3) -> Iterator[str]:
 
 
 def s3_client(endpoint: str) -> Any:
-    import boto3
-
     return boto3.client(
         "s3",
         endpoint_url=endpoint,
