@@ -62,7 +62,13 @@ def _transitions(payload: Any) -> list[Any]:
     return payload.state_transitions or _NO_TRANSITION
 
 
-def _ms_to_ns(ms: int) -> int | None:
+_UINT64_MAX = 2**64 - 1
+
+
+def _ms_to_ns(ms: int, field: str) -> int | None:
+    """Milliseconds (uint64) as nanoseconds; null for 0 and for Ray's "unset" marks."""
+    if ms > _UINT64_MAX:
+        raise ValueError(f"{field}: expected an unsigned 64-bit integer, got {ms}")
     return ms * _NS_PER_MS if 0 < ms <= _MAX_MS else None
 
 
@@ -203,10 +209,31 @@ def _actor_lifecycle(p: Any) -> list[Row]:
             t.pid or None,
             t.port or None,
             t.restart_reason,
-            bytes(t.death_cause).decode() or None,
+            _camel_json(bytes(t.death_cause)),
         )
         for t in _transitions(p)
     ]
+
+
+def _camel(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {_camel_key(k): _camel(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_camel(v) for v in value]
+    return value
+
+
+def _camel_key(key: str) -> str:
+    head, *rest = key.split("_")
+    return head + "".join(part[:1].upper() + part[1:] for part in rest)
+
+
+def _camel_json(raw: bytes) -> str | None:
+    """Ray's death cause as camelCase JSON, whichever naming the sender used (the
+    message holds no maps, so every key is a field name)."""
+    if not raw:
+        return None
+    return msgspec.json.encode(_camel(msgspec.json.decode(raw))).decode()
 
 
 def _driver_job_definition(p: Any) -> list[Row]:
@@ -273,10 +300,10 @@ def _worker_lifecycle(p: Any) -> list[Row]:
             job_id,
             t.state,
             t.timestamp,
-            _ms_to_ns(t.worker_launch_time_ms),
-            _ms_to_ns(t.worker_launched_time_ms),
-            _ms_to_ns(t.start_time_ms),
-            _ms_to_ns(t.end_time_ms),
+            _ms_to_ns(t.worker_launch_time_ms, "worker_launch_time_ms"),
+            _ms_to_ns(t.worker_launched_time_ms, "worker_launched_time_ms"),
+            _ms_to_ns(t.start_time_ms, "start_time_ms"),
+            _ms_to_ns(t.end_time_ms, "end_time_ms"),
             t.death_info.exit_type if t.death_info else None,
             t.death_info.exit_detail if t.death_info else None,
         )
@@ -419,8 +446,7 @@ def normalize(parsed: ParsedBody, seen: set[bytes] | None = None) -> Rows:
     raw_events: list[msgspec.Raw] | None = None
     for index, event in enumerate(parsed.events):
         event_id = event.event_id
-        if event_id in seen:
-            continue
+        duplicate = event_id in seen
         seen.add(event_id)
         dispatch = _DISPATCH.get(event.event_type)
         if dispatch is None:
@@ -434,6 +460,10 @@ def normalize(parsed: ParsedBody, seen: set[bytes] | None = None) -> Rows:
                 payload_rows = build(getattr(event, field))
             except ValueError as exc:
                 raise BodyError(str(exc), index, parsed.wire.spell(field)) from None
+        if duplicate:
+            # Kept once, but still checked: a body is accepted or rejected whole.
+            _check_duplicate(parsed, index, table, payload_rows)
+            continue
         head = (event.session_name, event_id.hex())
         tail = (
             event.timestamp,
@@ -451,10 +481,21 @@ def normalize(parsed: ParsedBody, seen: set[bytes] | None = None) -> Rows:
     return dict(rows)
 
 
-def _time_error(parsed: ParsedBody, bad: BadTime) -> BodyError:
+def _check_duplicate(parsed: ParsedBody, index: int, table: str, payload_rows: list[Row]) -> None:
+    event = parsed.events[index]
+    common = (event.session_name, event.event_id.hex())
+    tail = (event.timestamp, None, event.source_type, event.severity, event.message)
+    rows = {table: [(*common, seq, *tail, *payload) for seq, payload in enumerate(payload_rows)]}
+    bad = find_bad_time(rows)
+    if bad is not None:
+        raise _time_error(parsed, bad, index)
+
+
+def _time_error(parsed: ParsedBody, bad: BadTime, index: int | None = None) -> BodyError:
     """Point at the event and field that carried an unparsable time."""
     event_id, seq = bad.row[1], bad.row[2]
-    index = next(i for i, e in enumerate(parsed.events) if e.event_id.hex() == event_id)
+    if index is None:  # the first event with the id: duplicates are checked on their own
+        index = next(i for i, e in enumerate(parsed.events) if e.event_id.hex() == event_id)
     spell = parsed.wire.spell
     payload = spell(PAYLOAD_FIELDS[parsed.events[index].event_type])
     if bad.column == "event_time":

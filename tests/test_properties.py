@@ -16,6 +16,7 @@ import base64
 import copy
 import gzip
 import json
+import os
 import re
 import tempfile
 from collections import defaultdict
@@ -237,7 +238,9 @@ def ingest_body(body: bytes) -> dict[str, pa.Table]:
     snake=st.booleans(),
     flip=st.frozensets(st.sampled_from(INT_KEYS)),
 )
-def test_any_valid_event_list_ingests(indices: list[int], snake: bool, flip: frozenset[str]) -> None:
+def test_any_valid_event_list_ingests(
+    indices: list[int], snake: bool, flip: frozenset[str]
+) -> None:
     events = [EVENTS[i] for i in indices]
     body = encode_body(events, snake=snake, flip=flip)
 
@@ -248,7 +251,7 @@ def test_any_valid_event_list_ingests(indices: list[int], snake: bool, flip: fro
     rows = normalize(parsed, seen)
     assert seen == {base64.b64decode(e["eventId"]) for e in events}
 
-    kept: set[str] = set()
+    kept: set[str | None] = set()
     for table, table_rows in rows.items():
         data = to_table(table, table_rows, "props")
         assert data.num_rows == len(table_rows) > 0
@@ -292,16 +295,21 @@ BAD_TIMES = [
     "2026-11-21T25:00:00Z",
     "9999-12-31T23:59:59Z",
 ]
-NOT_INTS = ["abc", "", "1.5", "0x10", " 12", True, 1.5, [1], {"n": 1}]
-OUT_OF_INT64 = [2**63, -(2**63) - 1, str(2**63), 2**64]
-OUT_OF_UINT64 = [-1, "-1", -(2**63)]
-NOT_OBJECTS = [None, 42, "event", [], True]
+NOT_INTS: list[Any] = ["abc", "", "1.5", "0x10", " 12", True, 1.5, [1], {"n": 1}]
+OUT_OF_INT64: list[Any] = [2**63, -(2**63) - 1, str(2**63), 2**64]
+OUT_OF_UINT64: list[Any] = [-1, "-1", -(2**63)]
+NOT_OBJECTS: list[Any] = [None, 42, "event", [], True]
 TOP_REQUIRED = ["eventId", "eventType", "timestamp", "sessionName"]
+#: Changes `normalize` finds (it parses times), not `parse_body`.
+TIME_CHANGES = frozenset({"bad event time", "bad transition time", "bad start time"})
 
 
 @st.composite
-def corrupt_event(draw: st.DrawFn, event: dict[str, Any]) -> tuple[str, Any]:
-    """One clearly invalid change to an event: (what was done, the corrupted event)."""
+def corrupt_event(draw: st.DrawFn, event: dict[str, Any], *, late: bool = False) -> tuple[str, Any]:
+    """One clearly invalid change to an event: (what was done, the corrupted event).
+
+    `late`: only changes found after decoding, when the body's rows are being built.
+    """
     event = copy.deepcopy(event)
     key = payload_key(event)
     payload = event[key]
@@ -336,6 +344,8 @@ def corrupt_event(draw: st.DrawFn, event: dict[str, Any]) -> tuple[str, Any]:
         choices += ["bad transition time", "drop transition field"]
     if payload.get("startTimestamp"):
         choices.append("bad start time")
+    if late:
+        choices = [c for c in choices if c in TIME_CHANGES]
     what = draw(st.sampled_from(choices))
     match what:
         case "drop top-level field":
@@ -405,19 +415,24 @@ class Corrupted:
     events: list[dict[str, Any]]
     """The valid events the body was made from."""
 
+    @property
+    def target_id(self) -> str | None:
+        """The id of the corrupted event (as Ray spelled it)."""
+        return None if self.index is None else str(self.events[self.index]["eventId"])
+
 
 @st.composite
-def corrupted_bodies(draw: st.DrawFn) -> Corrupted:
-    # Distinct events: a corrupted repeat of an earlier event is out of scope here.
+def corrupted_bodies(draw: st.DrawFn, *, late: bool = False) -> Corrupted:
+    # Distinct events; a corrupted repeat of an earlier event has its own test below.
     indices = draw(st.lists(EVENT_INDEX, min_size=1, max_size=12, unique=True))
     events = [EVENTS[i] for i in indices]
     snake = draw(st.booleans())
-    if draw(st.integers(0, 9)) == 0:
+    if not late and draw(st.integers(0, 9)) == 0:
         body = encode_body(events, snake=snake)
-        cut = draw(st.integers(0, len(body) - 1))
+        cut = draw(st.integers(1, len(body) - 1))
         return Corrupted(body[:cut], None, f"truncated at {cut} of {len(body)}", events)
     index = draw(st.integers(0, len(events) - 1))
-    what, bad = draw(corrupt_event(events[index]))
+    what, bad = draw(corrupt_event(events[index], late=late))
     body = encode_body([*events[:index], bad, *events[index + 1 :]], snake=snake)
     return Corrupted(body, index, what, events)
 
@@ -432,56 +447,75 @@ def test_any_corruption_is_rejected(corrupted: Corrupted) -> None:
     assert raised.value.as_json()["error"] == str(raised.value)
 
 
+# The lake fsyncs every object it writes; in memory, hundreds of small lakes stay quick.
+_SCRATCH = "/dev/shm" if os.access("/dev/shm", os.W_OK) else None
+
+
 @contextmanager
 def scratch() -> Iterator[Path]:
-    with tempfile.TemporaryDirectory(prefix="raylake-props-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="raylake-props-", dir=_SCRATCH) as tmp:
         yield Path(tmp)
 
 
-def event_counts(lake: Lake) -> dict[str, int]:
+def event_answers(lake: Lake) -> tuple[dict[str, int], set[str]]:
+    """Rows per event view, and every event id the event views hold."""
     con = connect(lake)
     try:
-        sql = " UNION ALL ".join(
-            f"SELECT '{event_view_name(t)}' AS v, count(*) AS n FROM {event_view_name(t)}"
-            for t in SCHEMAS
-        )
-        return dict(con.sql(sql).fetchall())
+        views = [event_view_name(t) for t in SCHEMAS]
+        counts = " UNION ALL ".join(f"SELECT '{v}', count(*) FROM {v}" for v in views)
+        ids = " UNION ".join(f"SELECT event_id FROM {v}" for v in views)
+        return dict(con.sql(counts).fetchall()), {row[0] for row in con.sql(ids).fetchall()}
     finally:
         con.close()
 
 
-def event_ids(lake: Lake) -> set[str]:
-    con = connect(lake)
-    try:
-        sql = " UNION ".join(f"SELECT event_id FROM {event_view_name(t)}" for t in SCHEMAS)
-        return {row[0] for row in con.sql(sql).fetchall()}
-    finally:
-        con.close()
-
-
-@settings(
-    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow]
-)
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
-    corrupted=corrupted_bodies(),
-    good_indices=st.lists(EVENT_INDEX, min_size=1, max_size=12),
-    good_snake=st.booleans(),
-    bad_first=st.booleans(),
+    data=st.data(),
+    # Half of them found late, once the rejected file's events were already seen.
+    corrupted=st.one_of(corrupted_bodies(), corrupted_bodies(late=True)),
+    jsonl=st.booleans(),
     gz=st.booleans(),
+    bad_first=st.booleans(),
 )
 def test_a_rejected_file_writes_nothing(
-    corrupted: Corrupted, good_indices: list[int], good_snake: bool, bad_first: bool, gz: bool
+    data: st.DataObject, corrupted: Corrupted, jsonl: bool, gz: bool, bad_first: bool
 ) -> None:
-    good_events = [EVENTS[i] for i in good_indices]
-    good_body = encode_body(good_events, snake=good_snake)
-    suffix = ".json.gz" if gz else ".json"
+    # A valid copy of the corrupted event, seen first, hides the corruption: a known bug
+    # (test_a_corrupted_repeat_of_a_seen_event_is_rejected), kept out of this property.
+    index = EVENT_INDEX.filter(lambda i: EVENTS[i]["eventId"] != corrupted.target_id)
+    # The rejected file: the corrupted body, alone or among valid bodies (one a line).
+    bad_bodies, bad_events = [corrupted.body], list(corrupted.events)
+    if jsonl:
+        others = data.draw(st.lists(st.lists(index, min_size=1, max_size=8), max_size=2))
+        at = data.draw(st.integers(0, len(others)))
+        encoded = [encode_body(EVENTS[i] for i in body) for body in others]
+        bad_bodies = [*encoded[:at], corrupted.body, *encoded[at:]]
+        bad_events += [EVENTS[i] for body in others for i in body]
+    bad_data = b"\n".join(bad_bodies)
+    # The valid file holds some of the rejected file's valid events too: they must stay.
+    shareable = [e for e in bad_events if e["eventId"] != corrupted.target_id]
+    good_events = data.draw(
+        (
+            st.lists(st.sampled_from(shareable), min_size=1, max_size=4)
+            if shareable
+            else st.just([])
+        ).flatmap(
+            lambda shared: st.lists(index, min_size=1, max_size=10).flatmap(
+                lambda own: st.permutations([*shared, *(EVENTS[i] for i in own)])
+            )
+        ),
+        label="good events",
+    )
+    good_body = encode_body(good_events, snake=data.draw(st.booleans(), label="good snake"))
+
     with scratch() as tmp:
         inbox = tmp / "inbox"
         inbox.mkdir()
+        suffix = (".jsonl" if jsonl else ".json") + (".gz" if gz else "")
         bad_path = inbox / f"{'a' if bad_first else 'c'}-bad{suffix}"
-        good_path = inbox / "b-good.json"
-        bad_path.write_bytes(gzip.compress(corrupted.body) if gz else corrupted.body)
-        good_path.write_bytes(good_body)
+        bad_path.write_bytes(gzip.compress(bad_data) if gz else bad_data)
+        (inbox / "b-good.json").write_bytes(good_body)
         lake = Lake(str(tmp / "lake"), create=True)
 
         report = ingest_paths(lake, CLUSTER, [inbox])
@@ -489,11 +523,10 @@ def test_a_rejected_file_writes_nothing(
         assert [path for path, _ in report.rejected] == [str(bad_path)], corrupted.what
         assert report.files == report.bodies == 1
         expected = normalize(parse_body(good_body))
-        assert event_counts(lake) == {
-            event_view_name(t): len(expected.get(t, [])) for t in SCHEMAS
-        }
-        # Not one event of the rejected file, unless the valid file has it too.
-        assert event_ids(lake) == {event_hex(e) for e in good_events}
+        counts, ids = event_answers(lake)
+        assert counts == {event_view_name(t): len(expected.get(t, [])) for t in SCHEMAS}
+        # Not one event of the rejected file, but those the valid file has too.
+        assert ids == {event_hex(e) for e in good_events}
         raw = list(lake.list_files("raw"))
         assert len(raw) == 1
         assert gzip.decompress(lake.read_bytes(raw[0])) == good_body
@@ -513,7 +546,9 @@ class InputFile:
     flip: frozenset[str]
 
     def render(self) -> tuple[str, bytes]:
-        encoded = [[encode(EVENTS[i], snake=self.snake, flip=self.flip) for i in b] for b in self.bodies]
+        encoded = [
+            [encode(EVENTS[i], snake=self.snake, flip=self.flip) for i in b] for b in self.bodies
+        ]
         if self.kind == "json":
             (body,) = encoded
             suffix, data = ".json", json.dumps(body).encode()
@@ -597,7 +632,7 @@ def lake_objects(lake: Lake) -> dict[str, bytes]:
 
 
 LAKE_SETTINGS = settings(
-    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+    max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )
 
 
@@ -616,7 +651,11 @@ def test_ingesting_twice_equals_ingesting_once(files: list[InputFile]) -> None:
 
         second = ingest_paths(lake, CLUSTER, [tmp / "inbox"])
         assert not second.rejected
-        assert (second.files, second.bodies, second.parts) == (first.files, first.bodies, first.parts)
+        assert (second.files, second.bodies, second.parts) == (
+            first.files,
+            first.bodies,
+            first.parts,
+        )
         once.assert_equal(snapshot(lake))
         assert lake_objects(lake) == objects
 
@@ -659,6 +698,10 @@ def test_batching_does_not_change_the_answers(
     # One naming for both: a death cause is kept as the JSON its sender spelled.
     one = data.draw(batching(indices, snake), label="first batching")
     other = data.draw(batching(indices, snake), label="second batching")
+    # Ray delivers at least once: some events come again, in a later ingest.
+    again = data.draw(st.lists(st.sampled_from(indices), max_size=10), label="delivered again")
+    if again:
+        other += data.draw(batching(again, snake), label="redelivery")
     with scratch() as tmp:
         a = snapshot(ingest_runs(tmp / "a", one), ingest_ids=False)
         b = snapshot(ingest_runs(tmp / "b", other), ingest_ids=False)
@@ -666,10 +709,27 @@ def test_batching_does_not_change_the_answers(
     assert sum(t.num_rows for v, t in a.tables.items() if v not in ENTITY_VIEWS) > 0
 
 
-# --- known gaps -----------------------------------------------------------------------
+# --- once gaps, now pinned -----------------------------------------------------------
 
 
-@pytest.mark.xfail(reason="wire.UInt64 has no upper bound: a value above 2**64-1 is taken as unset")
+@pytest.mark.parametrize("where", ["same body", "earlier file"])
+def test_a_corrupted_repeat_of_a_seen_event_is_rejected(where: str) -> None:
+    event = EVENTS[0]
+    corrupted = copy.deepcopy(event)
+    corrupted["timestamp"] = "yesterday"
+    if where == "same body":
+        with pytest.raises(BodyError):
+            ingest_body(encode_body([event, corrupted]))
+        return
+    with scratch() as tmp:
+        (tmp / "inbox").mkdir()
+        (tmp / "inbox" / "a.json").write_bytes(encode_body([event]))
+        (tmp / "inbox" / "b.json").write_bytes(encode_body([corrupted]))
+        lake = Lake(str(tmp / "lake"), create=True)
+        report = ingest_paths(lake, CLUSTER, [tmp / "inbox"])
+        assert [path for path, _ in report.rejected] == [str(tmp / "inbox" / "b.json")]
+
+
 def test_uint64_above_its_range_is_rejected() -> None:
     event = copy.deepcopy(next(e for e in EVENTS if e["eventType"] == "WORKER_LIFECYCLE_EVENT"))
     event["workerLifecycleEvent"]["stateTransitions"][0]["workerLaunchTimeMs"] = 2**64
