@@ -8,8 +8,9 @@
    with fresh ids and shifted times, as POST bodies of 30-1000 events in `.json` files
    (and some `.jsonl.gz`), streamed to a temporary directory.
 2. Conversion: `parse_body` + `normalize` + `to_table` over a fixed sample of those
-   bodies (one batch, as `ingest_paths` converts it), in this process, `--repeat`
-   times after one warm-up run. Speed is events per CPU second (`time.process_time`,
+   bodies (one batch, as `ingest_paths` converts it, with the cyclic GC paused as
+   `ingest_sources` pauses it), in this process, `--repeat` times after one warm-up
+   run. Speed is events per CPU second (`time.process_time`,
    i.e. per core) and per wall second; the medians are compared with the target of
    150,000 events/s per core.
 3. End-to-end: `ingest_paths` over the whole input into a fresh local lake, in a child
@@ -33,6 +34,7 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"
 sys.path.insert(0, str(ROOT))
 
 import argparse  # noqa: E402
+import contextlib  # noqa: E402
 import cProfile  # noqa: E402
 import gc  # noqa: E402
 import io  # noqa: E402
@@ -47,13 +49,15 @@ import subprocess  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 from collections import defaultdict  # noqa: E402
-from collections.abc import Sequence  # noqa: E402
+from collections.abc import Callable, Sequence  # noqa: E402
+from contextlib import AbstractContextManager  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
 from typing import Any  # noqa: E402
 
 import msgspec  # noqa: E402
 import pyarrow as pa  # noqa: E402
 
+import ingest.load  # noqa: E402
 from bench import synthetic  # noqa: E402
 from ingest.load import BATCH_EVENTS, read_bodies  # noqa: E402
 from ingest.normalize import Row, normalize  # noqa: E402
@@ -104,10 +108,22 @@ def load_sample(files: Sequence[Path], events: int) -> tuple[list[bytes], int]:
     return bodies, count
 
 
+def gc_during_ingest() -> Callable[[], AbstractContextManager[Any]]:
+    """How `ingest_sources` treats the cyclic GC around a batch (its `paused_gc`, when it
+    has one), so the conversion is measured the way ingest runs it."""
+    paused = getattr(ingest.load, "paused_gc", None)
+    return paused if callable(paused) else contextlib.nullcontext
+
+
 def convert(bodies: Sequence[bytes]) -> Run:
     """One batch through parse_body + normalize + to_table, timed stage by stage."""
-    clock = time.process_time
     gc.collect()
+    with gc_during_ingest()():
+        return _convert(bodies)
+
+
+def _convert(bodies: Sequence[bytes]) -> Run:
+    clock = time.process_time
     seen: set[bytes] = set()
     rows: dict[str, list[Row]] = defaultdict(list)
     events = 0
@@ -205,7 +221,7 @@ def child(input_dir: Path, lake_dir: Path, batch_events: int) -> int:
         "files": report.files,
         "bodies": report.bodies,
         "events": sum(report.events_by_type.values()),
-        "parts": report.parts,
+        "parts": report.parts if isinstance(report.parts, int) else len(report.parts),
         "raw_bytes": report.raw_bytes,
         "rejected": report.rejected[:5],
         "rejected_count": len(report.rejected),
@@ -260,7 +276,7 @@ def prepare_input(directory: Path, spec: synthetic.Spec) -> tuple[synthetic.Mani
     if manifest is not None and manifest.spec == spec:
         return manifest, True
     if directory.exists():
-        if not set(os.listdir(directory)) <= {synthetic.POSTS, synthetic.MANIFEST}:
+        if not {p.name for p in directory.iterdir()} <= {synthetic.POSTS, synthetic.MANIFEST}:
             raise SystemExit(f"{directory} exists and is not a generated input; not touching it")
         shutil.rmtree(directory)
     return synthetic.generate(directory, spec), False
@@ -297,6 +313,15 @@ def versions() -> str:
     )
 
 
+def load() -> str:
+    """The load average: wall-clock figures mean little on a busy machine."""
+    try:
+        one, five, _ = os.getloadavg()
+    except OSError:
+        return "load average unknown"
+    return f"load average {one:.2f} (1 min), {five:.2f} (5 min)"
+
+
 def print_input(manifest: synthetic.Manifest, reused: bool, where: Path) -> None:
     m = manifest
     how = "reused" if reused else f"generated in {m.seconds:.1f} s"
@@ -318,12 +343,18 @@ def print_input(manifest: synthetic.Manifest, reused: bool, where: Path) -> None
     print(f"  type mix (capture's in parentheses): {mix}")
 
 
+def gc_note() -> str:
+    if gc_during_ingest() is contextlib.nullcontext:
+        return "enabled (as in ingest)"
+    return "paused (as ingest_sources pauses it)"
+
+
 def print_conversion(runs: list[Run], bodies: int) -> float:
     first = runs[0]
     print(
         f"JSON -> Arrow (parse_body + normalize + to_table), one process, sample of "
         f"{_n(first.events)} events in {bodies} bodies -> {_n(first.rows)} rows, "
-        f"{len(runs)} runs after a warm-up:"
+        f"{len(runs)} runs after a warm-up, cyclic GC {gc_note()}:"
     )
     for i, run in enumerate(runs, 1):
         print(
@@ -337,9 +368,7 @@ def print_conversion(runs: list[Run], bodies: int) -> float:
         for name in ("parse", "normalize", "to_table")
     }
     total = sum(stages.values())
-    print(
-        f"  median: {_n(cpu_rate)} events/s per core (CPU time), {_n(wall_rate)} events/s wall"
-    )
+    print(f"  median: {_n(cpu_rate)} events/s per core (CPU time), {_n(wall_rate)} events/s wall")
     print(
         "  median CPU by stage: "
         + ", ".join(
@@ -437,10 +466,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     if args.child:
-        return child(*args.child, args.batch_events)
+        input_dir, lake_dir = args.child
+        return child(input_dir, lake_dir, args.batch_events)
     # The child's progress goes to stderr: keep this process's lines in order with it.
     sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
-    print(f"raylake ingest benchmark: {versions()}")
+    print(f"raylake ingest benchmark: {versions()}; {load()}")
     spec = synthetic.Spec(events=args.events, seed=args.seed)
     with tempfile.TemporaryDirectory(prefix="raylake-bench-") as temporary:
         work = args.keep.resolve() if args.keep else Path(temporary)
@@ -459,6 +489,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         gc.collect()
 
         lake = fresh_lake(work / "lake")
+        print(f"end-to-end ingest starting; {load()}")
         e = end_to_end(posts, lake, args.batch_events)
         peak = print_end_to_end(e, manifest, args.batch_events)
         print_summary(cpu_rate, e, peak)

@@ -441,7 +441,9 @@ class _Writer:
             self.close_group(node)
 
 
-def generate(out: Path, spec: Spec | None = None, *, posts: Path = CAPTURE, **kwargs: Any) -> Manifest:
+def generate(
+    out: Path, spec: Spec | None = None, *, posts: Path = CAPTURE, **kwargs: Any
+) -> Manifest:
     """Write `spec.events` synthetic events as POST bodies into `out/posts/` (ingest that
     directory), then `out/manifest.json`. `out` is created and must be empty. Keyword
     arguments override `Spec` fields."""
