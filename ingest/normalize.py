@@ -1,10 +1,10 @@
 """Turn validated RayEvents into rows of the lake's typed tables.
 
-Pure functions over the decoded structs. A row is a tuple in the order of the table's
-schema (`lake.schemas.SCHEMAS`) less `ingest_id`, preceded by the session name. Times
-are still the RFC 3339 strings Ray sent; they are checked here, once per column, and
-parsed by `to_arrow`. Events repeated inside one body are kept once (Ray delivers at
-least once).
+Pure functions over the decoded structs. Each event gives its shared columns once and
+one payload tuple per row, in the order of the table's schema (`lake.schemas.SCHEMAS`)
+after the common event columns. Times are still the RFC 3339 strings Ray sent; they
+are checked here, once per body, and parsed by `to_arrow`. Events repeated inside one
+body are kept once (Ray delivers at least once).
 """
 
 from __future__ import annotations
@@ -17,12 +17,11 @@ from typing import Any
 import msgspec
 
 from ingest.parse import BodyError, ParsedBody
-from ingest.to_arrow import BadTime, find_bad_time
+from ingest.to_arrow import BadTime, Row, TableRows, find_bad_time
 from ingest.wire import PAYLOAD_FIELDS
 from lake.schemas import OTHER_TABLE, TASK_STATUS
 
-Row = tuple[Any, ...]
-Rows = dict[str, list[Row]]
+Rows = dict[str, TableRows]
 
 _NS_PER_MS = 1_000_000
 _MAX_MS = (2**63 - 1) // _NS_PER_MS  # Ray marks "unset" with uint64 max
@@ -442,7 +441,7 @@ def normalize(parsed: ParsedBody, seen: set[bytes] | None = None) -> Rows:
     updated, so a batch of bodies keeps each event once.
     """
     seen = set() if seen is None else seen
-    rows: Rows = defaultdict(list)
+    rows: Rows = defaultdict(TableRows)
     raw_events: list[msgspec.Raw] | None = None
     for index, event in enumerate(parsed.events):
         event_id = event.event_id
@@ -460,42 +459,33 @@ def normalize(parsed: ParsedBody, seen: set[bytes] | None = None) -> Rows:
                 payload_rows = build(getattr(event, field))
             except ValueError as exc:
                 raise BodyError(str(exc), index, parsed.wire.spell(field)) from None
-        if duplicate:
-            # Kept once, but still checked: a body is accepted or rejected whole.
-            _check_duplicate(parsed, index, table, payload_rows)
-            continue
-        head = (event.session_name, event_id.hex())
-        tail = (
+        shared = (
+            event.session_name,
+            event_id.hex(),
             event.timestamp,
             hex_id(event.node_id),
             event.source_type,
             event.severity,
             event.message,
         )
-        out = rows[table]
-        for seq, payload in enumerate(payload_rows):
-            out.append((*head, seq, *tail, *payload))
-    bad = find_bad_time(rows)
-    if bad is not None:
+        if duplicate:
+            # Kept once, but still checked: a body is accepted or rejected whole.
+            alone = TableRows()
+            alone.add(shared, payload_rows)
+            if (bad := find_bad_time({table: alone})) is not None:
+                raise _time_error(parsed, bad, index)
+            continue
+        rows[table].add(shared, payload_rows)
+    if (bad := find_bad_time(rows)) is not None:
         raise _time_error(parsed, bad)
     return dict(rows)
 
 
-def _check_duplicate(parsed: ParsedBody, index: int, table: str, payload_rows: list[Row]) -> None:
-    event = parsed.events[index]
-    common = (event.session_name, event.event_id.hex())
-    tail = (event.timestamp, None, event.source_type, event.severity, event.message)
-    rows = {table: [(*common, seq, *tail, *payload) for seq, payload in enumerate(payload_rows)]}
-    bad = find_bad_time(rows)
-    if bad is not None:
-        raise _time_error(parsed, bad, index)
-
-
 def _time_error(parsed: ParsedBody, bad: BadTime, index: int | None = None) -> BodyError:
     """Point at the event and field that carried an unparsable time."""
-    event_id, seq = bad.row[1], bad.row[2]
+    seq = bad.seq
     if index is None:  # the first event with the id: duplicates are checked on their own
-        index = next(i for i, e in enumerate(parsed.events) if e.event_id.hex() == event_id)
+        index = next(i for i, e in enumerate(parsed.events) if e.event_id.hex() == bad.event_id)
     spell = parsed.wire.spell
     payload = spell(PAYLOAD_FIELDS[parsed.events[index].event_type])
     if bad.column == "event_time":
