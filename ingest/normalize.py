@@ -118,88 +118,79 @@ def _task_run(p: Any) -> Row:
     )
 
 
-# Each builder returns the payload part of the rows one event contributes.
-Builder = Callable[[Any], list[Row]]
+# A builder gives what one event contributes to its table: the payload values the
+# event has once (`columns.event_columns`) and a tuple of the per-row values
+# (`columns.row_columns`) for each of its rows.
+Built = tuple[Row, list[Row]]
+Builder = Callable[[Any], Built]
+_ONE_ROW: list[Row] = [()]
 
 
-def _task_definition(p: Any) -> list[Row]:
-    return [
-        (hex_id(p.task_id), p.task_attempt, p.task_type, p.task_name, *_task_spec(p, p.task_func))
-    ]
+def _task_definition(p: Any) -> Built:
+    task = (hex_id(p.task_id), p.task_attempt, p.task_type, p.task_name)
+    return (*task, *_task_spec(p, p.task_func)), _ONE_ROW
 
 
-def _actor_task_definition(p: Any) -> list[Row]:
-    return [
-        (
-            hex_id(p.task_id),
-            p.task_attempt,
-            hex_id(p.actor_id),
-            p.actor_task_name,
-            *_task_spec(p, p.actor_func),
-        )
-    ]
+def _actor_task_definition(p: Any) -> Built:
+    task = (hex_id(p.task_id), p.task_attempt, hex_id(p.actor_id), p.actor_task_name)
+    return (*task, *_task_spec(p, p.actor_func)), _ONE_ROW
 
 
-def _task_lifecycle(p: Any) -> list[Row]:
-    task_id, run = hex_id(p.task_id), _task_run(p)
-    extra = (p.is_debugger_paused, p.actor_repr_name)
-    return [(task_id, p.task_attempt, t.state, t.timestamp, *run, *extra) for t in _transitions(p)]
+def _task_lifecycle(p: Any) -> Built:
+    event = (
+        hex_id(p.task_id),
+        p.task_attempt,
+        *_task_run(p),
+        p.is_debugger_paused,
+        p.actor_repr_name,
+    )
+    return event, [(t.state, t.timestamp) for t in _transitions(p)]
 
 
-def _task_execution(p: Any) -> list[Row]:
-    task_id, run = hex_id(p.task_id), _task_run(p)
-    if not p.task_state:
-        return [(task_id, p.task_attempt, None, None, *run, None, "")]
-    rows = []
+def _task_execution(p: Any) -> Built:
+    event = (hex_id(p.task_id), p.task_attempt, *_task_run(p), None, "")
+    rows: list[Row] = []
     for status, timestamp in sorted(p.task_state.items()):
         if not 0 <= status < len(TASK_STATUS):
             raise ValueError(f"taskState: unknown TaskStatus number {status}")
-        rows.append((task_id, p.task_attempt, TASK_STATUS[status], timestamp, *run, None, ""))
-    return rows
+        rows.append((TASK_STATUS[status], timestamp))
+    return event, rows or [(None, None)]
 
 
-def _task_profile(p: Any) -> list[Row]:
+def _task_profile(p: Any) -> Built:
     profile = p.profile_events
+    task = (hex_id(p.task_id), p.attempt_number, hex_id(p.job_id))
     if profile is None:
-        return []
-    head = (
-        hex_id(p.task_id),
-        p.attempt_number,
-        hex_id(p.job_id),
-        profile.component_type,
-        hex_id(profile.component_id),
-        profile.node_ip_address,
-    )
-    return [
-        (*head, e.event_name, e.start_time or None, e.end_time or None, e.extra_data)
+        return (*task, None, None, None), []
+    event = (*task, profile.component_type, hex_id(profile.component_id), profile.node_ip_address)
+    rows = [
+        (e.event_name, e.start_time or None, e.end_time or None, e.extra_data)
         for e in profile.events
     ]
+    return event, rows
 
 
-def _actor_definition(p: Any) -> list[Row]:
-    return [
+def _actor_definition(p: Any) -> Built:
+    event = (
+        hex_id(p.actor_id),
+        hex_id(p.job_id),
+        p.is_detached,
+        p.name,
+        p.ray_namespace,
+        p.serialized_runtime_env,
+        p.class_name,
+        p.required_resources,
+        hex_id(p.placement_group_id),
+        p.label_selector,
+        p.call_site,
+        hex_id(p.parent_id),
+    )
+    return event, _ONE_ROW
+
+
+def _actor_lifecycle(p: Any) -> Built:
+    rows = [
         (
-            hex_id(p.actor_id),
-            hex_id(p.job_id),
-            p.is_detached,
-            p.name,
-            p.ray_namespace,
-            p.serialized_runtime_env,
-            p.class_name,
-            p.required_resources,
-            hex_id(p.placement_group_id),
-            p.label_selector,
-            p.call_site,
-            hex_id(p.parent_id),
-        )
-    ]
-
-
-def _actor_lifecycle(p: Any) -> list[Row]:
-    actor_id = hex_id(p.actor_id)
-    return [
-        (
-            actor_id,
             t.state,
             t.timestamp,
             hex_id(t.node_id),
@@ -212,6 +203,7 @@ def _actor_lifecycle(p: Any) -> list[Row]:
         )
         for t in _transitions(p)
     ]
+    return (hex_id(p.actor_id),), rows
 
 
 def _camel(value: Any) -> Any:
@@ -235,45 +227,40 @@ def _camel_json(raw: bytes) -> str | None:
     return msgspec.json.encode(_camel(msgspec.json.decode(raw))).decode()
 
 
-def _driver_job_definition(p: Any) -> list[Row]:
+def _driver_job_definition(p: Any) -> Built:
     config = p.config
-    return [
+    event = (
+        hex_id(p.job_id),
+        p.driver_pid or None,
+        hex_id(p.driver_node_id),
+        p.entrypoint,
+        config.serialized_runtime_env if config else "",
+        config.metadata if config else {},
+    )
+    return event, _ONE_ROW
+
+
+def _driver_job_lifecycle(p: Any) -> Built:
+    return (hex_id(p.job_id),), [(t.state, t.timestamp) for t in _transitions(p)]
+
+
+def _node_definition(p: Any) -> Built:
+    event = (
+        hex_id(p.node_id),
+        p.node_ip_address,
+        p.labels,
+        p.start_timestamp or None,
+        p.hostname,
+        p.node_name,
+        p.instance_id,
+        p.instance_type_name,
+    )
+    return event, _ONE_ROW
+
+
+def _node_lifecycle(p: Any) -> Built:
+    rows = [
         (
-            hex_id(p.job_id),
-            p.driver_pid or None,
-            hex_id(p.driver_node_id),
-            p.entrypoint,
-            config.serialized_runtime_env if config else "",
-            config.metadata if config else {},
-        )
-    ]
-
-
-def _driver_job_lifecycle(p: Any) -> list[Row]:
-    job_id = hex_id(p.job_id)
-    return [(job_id, t.state, t.timestamp) for t in _transitions(p)]
-
-
-def _node_definition(p: Any) -> list[Row]:
-    return [
-        (
-            hex_id(p.node_id),
-            p.node_ip_address,
-            p.labels,
-            p.start_timestamp or None,
-            p.hostname,
-            p.node_name,
-            p.instance_id,
-            p.instance_type_name,
-        )
-    ]
-
-
-def _node_lifecycle(p: Any) -> list[Row]:
-    node_id = hex_id(p.node_id)
-    return [
-        (
-            node_id,
             t.state,
             t.timestamp,
             t.resources,
@@ -283,20 +270,17 @@ def _node_lifecycle(p: Any) -> list[Row]:
         )
         for t in _transitions(p)
     ]
+    return (hex_id(p.node_id),), rows
 
 
-def _worker_definition(p: Any) -> list[Row]:
-    return [
-        (hex_id(p.worker_id), hex_id(p.node_id), p.pid or None, p.worker_type, hex_id(p.job_id))
-    ]
+def _worker_definition(p: Any) -> Built:
+    event = (hex_id(p.worker_id), hex_id(p.node_id), p.pid or None, p.worker_type, hex_id(p.job_id))
+    return event, _ONE_ROW
 
 
-def _worker_lifecycle(p: Any) -> list[Row]:
-    worker_id, job_id = hex_id(p.worker_id), hex_id(p.job_id)
-    return [
+def _worker_lifecycle(p: Any) -> Built:
+    rows = [
         (
-            worker_id,
-            job_id,
             t.state,
             t.timestamp,
             _ms_to_ns(t.worker_launch_time_ms, "worker_launch_time_ms"),
@@ -308,9 +292,10 @@ def _worker_lifecycle(p: Any) -> list[Row]:
         )
         for t in _transitions(p)
     ]
+    return (hex_id(p.worker_id), hex_id(p.job_id)), rows
 
 
-def _placement_group_definition(p: Any) -> list[Row]:
+def _placement_group_definition(p: Any) -> Built:
     bundles = [
         {
             "bundle_index": b.bundle_index,
@@ -319,27 +304,24 @@ def _placement_group_definition(p: Any) -> list[Row]:
         }
         for b in p.bundles
     ]
-    return [
-        (
-            hex_id(p.placement_group_id),
-            p.name,
-            p.ray_namespace,
-            p.strategy,
-            p.is_detached,
-            hex_id(p.creator_job_id),
-            hex_id(p.creator_actor_id),
-            bundles,
-            hex_id(p.soft_target_node_id),
-            p.creation_request_received_ns or None,
-        )
-    ]
+    event = (
+        hex_id(p.placement_group_id),
+        p.name,
+        p.ray_namespace,
+        p.strategy,
+        p.is_detached,
+        hex_id(p.creator_job_id),
+        hex_id(p.creator_actor_id),
+        bundles,
+        hex_id(p.soft_target_node_id),
+        p.creation_request_received_ns or None,
+    )
+    return event, _ONE_ROW
 
 
-def _placement_group_lifecycle(p: Any) -> list[Row]:
-    group_id = hex_id(p.placement_group_id)
-    return [
+def _placement_group_lifecycle(p: Any) -> Built:
+    rows = [
         (
-            group_id,
             t.state,
             t.timestamp,
             t.scheduling_state,
@@ -352,28 +334,27 @@ def _placement_group_lifecycle(p: Any) -> list[Row]:
         )
         for t in _transitions(p)
     ]
+    return (hex_id(p.placement_group_id),), rows
 
 
-def _submission_job_definition(p: Any) -> list[Row]:
+def _submission_job_definition(p: Any) -> Built:
     config, resources = p.config, p.entrypoint_resources
-    return [
-        (
-            p.submission_id,
-            p.entrypoint,
-            config.serialized_runtime_env if config else "",
-            config.metadata if config else {},
-            resources.num_cpus if resources else None,
-            resources.num_gpus if resources else None,
-            resources.memory if resources else None,
-            resources.custom_resources if resources else {},
-        )
-    ]
+    event = (
+        p.submission_id,
+        p.entrypoint,
+        config.serialized_runtime_env if config else "",
+        config.metadata if config else {},
+        resources.num_cpus if resources else None,
+        resources.num_gpus if resources else None,
+        resources.memory if resources else None,
+        resources.custom_resources if resources else {},
+    )
+    return event, _ONE_ROW
 
 
-def _submission_job_lifecycle(p: Any) -> list[Row]:
-    return [
+def _submission_job_lifecycle(p: Any) -> Built:
+    rows = [
         (
-            p.submission_id,
             t.state,
             t.timestamp,
             t.message,
@@ -384,22 +365,22 @@ def _submission_job_lifecycle(p: Any) -> list[Row]:
         )
         for t in _transitions(p)
     ]
+    return (p.submission_id,), rows
 
 
-def _platform_event(p: Any) -> list[Row]:
+def _platform_event(p: Any) -> Built:
     source = p.source
-    return [
-        (
-            source.platform if source else "",
-            source.component if source else "",
-            source.metadata if source else {},
-            p.object_kind,
-            p.object_name,
-            p.message,
-            p.reason,
-            p.custom_fields,
-        )
-    ]
+    event = (
+        source.platform if source else "",
+        source.component if source else "",
+        source.metadata if source else {},
+        p.object_kind,
+        p.object_name,
+        p.message,
+        p.reason,
+        p.custom_fields,
+    )
+    return event, _ONE_ROW
 
 
 BUILDERS: dict[str, tuple[str, Builder]] = {
@@ -452,11 +433,11 @@ def normalize(parsed: ParsedBody, seen: set[bytes] | None = None) -> Rows:
             if raw_events is None:
                 raw_events = parsed.wire.raw_events.decode(parsed.body)
             table = OTHER_TABLE
-            payload_rows = [(event.event_type, bytes(raw_events[index]).decode())]
+            values, payload_rows = (event.event_type, bytes(raw_events[index]).decode()), _ONE_ROW
         else:
             field, table, build = dispatch
             try:
-                payload_rows = build(getattr(event, field))
+                values, payload_rows = build(getattr(event, field))
             except ValueError as exc:
                 raise BodyError(str(exc), index, parsed.wire.spell(field)) from None
         shared = (
@@ -467,6 +448,7 @@ def normalize(parsed: ParsedBody, seen: set[bytes] | None = None) -> Rows:
             event.source_type,
             event.severity,
             event.message,
+            *values,
         )
         if duplicate:
             # Kept once, but still checked: a body is accepted or rejected whole.

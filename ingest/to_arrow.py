@@ -1,9 +1,10 @@
 """Rows (from `normalize`) -> Arrow tables in the lake's schemas, column by column.
 
-A table's rows arrive as `TableRows`: the columns every row of an event shares, once
-per event, and the payload columns, once per row (a lifecycle event has a row per
-transition, a profile event one per entry). The shared columns are expanded with one
-Arrow `take`, and `seq` (a row's position in its event) is computed, not stored.
+A table's rows arrive as `TableRows`: per event, the common event columns and the
+payload columns the event has once (`columns.event_columns`); per row, the columns that
+vary within an event (`columns.row_columns`: a lifecycle event has a row per state
+transition, a profile event one per entry). Event values are converted once per event
+and expanded with one Arrow `take`; `seq` (a row's position in its event) is computed.
 
 Time columns arrive as RFC 3339 strings (Ray's Timestamp) or as integer nanoseconds
 (profile entries, worker times) and are parsed in one vectorized cast per column. Each
@@ -23,11 +24,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from lake.schemas import EVENT_COLUMNS, SCHEMAS, TIME
+from ingest.columns import event_columns, row_columns
+from lake.schemas import SCHEMAS, TIME
 
 Row = tuple[Any, ...]
 
-#: What an event's row tuple in `TableRows.events` holds, in order.
+#: What an event's tuple in `TableRows.events` starts with, before its event columns.
 EVENT_FIELDS = (
     "session",
     "event_id",
@@ -38,8 +40,26 @@ EVENT_FIELDS = (
     "message",
 )
 _EVENT_TIME = EVENT_FIELDS.index("event_time")
-_SHARED = {name: i for i, name in enumerate(EVENT_FIELDS)}
-_PAYLOAD_START = len(EVENT_COLUMNS)
+
+
+@dataclass(frozen=True)
+class _Source:
+    """Where a schema column's values are: in the event tuples or the row tuples."""
+
+    per_row: bool
+    index: int
+
+
+def _sources(table: str) -> dict[str, _Source]:
+    sources = {name: _Source(False, i) for i, name in enumerate(EVENT_FIELDS)}
+    for i, name in enumerate(event_columns(table)):
+        sources[name] = _Source(False, len(EVENT_FIELDS) + i)
+    for i, name in enumerate(row_columns(table)):
+        sources[name] = _Source(True, i)
+    return sources
+
+
+_SOURCES = {table: _sources(table) for table in SCHEMAS}
 
 
 @dataclass
@@ -76,11 +96,13 @@ class BadTime:
     value: object
 
 
-_PAYLOAD_TIMES = {
+# Time columns: (per row?, index in the tuple, name), the event's own time aside.
+_TIMES = {
     table: [
-        (i - _PAYLOAD_START, f.name)
-        for i, f in enumerate(SCHEMAS[table])
-        if i >= _PAYLOAD_START and f.type == TIME
+        (source.per_row, source.index, f.name)
+        for f in SCHEMAS[table]
+        if f.type == TIME and f.name != "event_time"
+        for source in [_SOURCES[table][f.name]]
     ]
     for table in SCHEMAS
 }
@@ -111,9 +133,9 @@ def find_bad_time(rows: dict[str, TableRows]) -> BadTime | None:
     strings += [
         value
         for table, table_rows in rows.items()
-        for i, _ in _PAYLOAD_TIMES[table]
-        for row in table_rows.rows
-        if (value := row[i]).__class__ is str
+        for per_row, i, _ in _TIMES[table]
+        for values in (table_rows.rows if per_row else table_rows.events)
+        if (value := values[i]).__class__ is str
     ]
     try:
         pa.array(strings, pa.string()).cast(TIME)
@@ -125,11 +147,11 @@ def find_bad_time(rows: dict[str, TableRows]) -> BadTime | None:
         for event in table_rows.events:
             if _unparsable(event[_EVENT_TIME]):
                 return BadTime(table, "event_time", event[1], 0, event[_EVENT_TIME])
-        for i, name in _PAYLOAD_TIMES[table]:
-            for r, row in enumerate(table_rows.rows):
-                if _unparsable(row[i]):
-                    owner, seq = table_rows.locate(r)
-                    return BadTime(table, name, table_rows.events[owner][1], seq, row[i])
+        for per_row, i, name in _TIMES[table]:
+            for r, values in enumerate(table_rows.rows if per_row else table_rows.events):
+                if _unparsable(values[i]):
+                    owner, seq = table_rows.locate(r) if per_row else (r, 0)
+                    return BadTime(table, name, table_rows.events[owner][1], seq, values[i])
     return None
 
 
@@ -143,23 +165,26 @@ def to_table(table: str, rows: TableRows, ingest_id: str) -> pa.Table:
     expand = None if (counts == 1).all() else np.repeat(np.arange(len(counts)), counts)
     starts = np.repeat(np.cumsum(counts) - counts, counts)
     seq = pa.array(np.arange(len(rows.rows)) - starts, pa.int32())
-    shared = list(zip(*rows.events, strict=True))
-    payload = list(zip(*rows.rows, strict=True))
+    per_event = list(zip(*rows.events, strict=True))
+    per_row = list(zip(*rows.rows, strict=True))
+    sources = _SOURCES[table]
 
-    def column(index: int, field: pa.Field[Any]) -> pa.Array[Any]:
+    def convert(values: Sequence[Any], field: pa.Field[Any]) -> pa.Array[Any]:
+        return _parse_times(values) if field.type == TIME else pa.array(values, field.type)
+
+    def column(field: pa.Field[Any]) -> pa.Array[Any]:
         if field.name == "ingest_id":
             return pa.array([ingest_id] * len(rows.rows), pa.string())
         if field.name == "seq":
             return seq
-        if index < _PAYLOAD_START:
-            values = shared[_SHARED[field.name]]
-            array = _parse_times(values) if field.type == TIME else pa.array(values, field.type)
-            return array if expand is None else array.take(expand)
-        values = payload[index - _PAYLOAD_START]
-        return _parse_times(values) if field.type == TIME else pa.array(values, field.type)
+        source = sources[field.name]
+        if source.per_row:
+            return convert(per_row[source.index], field)
+        array = convert(per_event[source.index], field)
+        return array if expand is None else array.take(expand)
 
-    data = pa.Table.from_arrays([column(i, f) for i, f in enumerate(schema)], schema=schema)
-    sessions = pa.array(shared[_SHARED["session"]], pa.string())
+    data = pa.Table.from_arrays([column(f) for f in schema], schema=schema)
+    sessions = pa.array(per_event[0], pa.string())
     return _with_partition_columns(data, sessions if expand is None else sessions.take(expand))
 
 
