@@ -10,11 +10,10 @@ from __future__ import annotations
 import datetime as dt
 from collections import defaultdict
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 
+import duckdb
 import msgspec
-import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.dataset as ds
 
 from lake.layout import (
     CATALOG,
@@ -71,17 +70,58 @@ def write_entry(lake: Lake, entry: CatalogEntry) -> None:
     lake.write_bytes(path, msgspec.json.encode(entry))
 
 
-def _session_events(
-    lake: Lake, cluster: ClusterKey, session: str
-) -> Iterable[tuple[str, pa.Table]]:
-    columns = ["event_id", "emitter_node_id", "event_time", "source_type"]
-    for table in SCHEMAS:
-        files = list(lake.list_files(events_session_dir(table, cluster, session), ".parquet"))
-        if files:
-            data = ds.dataset(
-                [lake.full(f) for f in files], format="parquet", filesystem=lake.fs
-            ).to_table(columns=columns)
-            yield table, data
+@dataclass
+class _NodeEvents:
+    counts: dict[str, int] = field(default_factory=dict)
+    first: dt.datetime | None = None
+    last: dt.datetime | None = None
+    runs_gcs: bool = False
+
+
+_PER_NODE = """
+    SELECT coalesce(emitter_node_id, 'unknown') AS node,
+           count(DISTINCT event_id) AS events,
+           epoch_ns(min(event_time)) AS first_ns,
+           epoch_ns(max(event_time)) AS last_ns,
+           bool_or(source_type = 'GCS') AS runs_gcs
+    FROM read_parquet($files)
+    GROUP BY ALL
+"""
+
+
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
+def _from_ns(ns: int) -> dt.datetime:
+    return _EPOCH + dt.timedelta(microseconds=ns // 1000)
+
+
+def _session_events(lake: Lake, cluster: ClusterKey, session: str) -> dict[str, _NodeEvents]:
+    """Per emitting node: distinct events per table, first and last event time.
+
+    DuckDB streams the session's parts under a memory limit, so a large session costs
+    time, not memory.
+    """
+    nodes: dict[str, _NodeEvents] = defaultdict(_NodeEvents)
+    con = duckdb.connect(config={"memory_limit": "256MB", "threads": 1})
+    try:
+        if not lake.is_local:
+            con.register_filesystem(lake.fs)
+        for table in SCHEMAS:
+            files = list(lake.list_files(events_session_dir(table, cluster, session), ".parquet"))
+            if not files:
+                continue
+            result = con.execute(_PER_NODE, {"files": [lake.uri(f) for f in files]})
+            for node, events, first_ns, last_ns, runs_gcs in result.fetchall():
+                found = nodes[node]
+                found.counts[table] = events
+                first, last = _from_ns(first_ns), _from_ns(last_ns)
+                found.first = first if found.first is None else min(found.first, first)
+                found.last = last if found.last is None else max(found.last, last)
+                found.runs_gcs = found.runs_gcs or bool(runs_gcs)
+    finally:
+        con.close()
+    return nodes
 
 
 def refresh_session(
@@ -93,39 +133,17 @@ def refresh_session(
     ended: bool | None = None,
 ) -> list[CatalogEntry]:
     """Recompute the catalog entries of one session from its events and write them."""
-    counts: dict[str, dict[str, int]] = defaultdict(dict)
-    first: dict[str, dt.datetime] = {}
-    last: dict[str, dt.datetime] = {}
-    gcs_nodes: set[str] = set()
-    for table, data in _session_events(lake, cluster, session):
-        # Microseconds: the catalog holds Python datetimes.
-        times = pc.cast(data["event_time"], pa.timestamp("us", tz="UTC"), safe=False)
-        data = data.set_column(2, "event_time", times)
-        grouped = data.group_by("emitter_node_id").aggregate(
-            [
-                ("event_id", "count_distinct"),
-                ("event_time", "min"),
-                ("event_time", "max"),
-            ]
-        )
-        for row in grouped.to_pylist():
-            node = row["emitter_node_id"] or "unknown"
-            counts[node][table] = row["event_id_count_distinct"]
-            low, high = row["event_time_min"], row["event_time_max"]
-            first[node] = min(first.get(node, low), low)
-            last[node] = max(last.get(node, high), high)
-        gcs = data.filter(pc.equal(data["source_type"], pa.scalar("GCS")))["emitter_node_id"]
-        gcs_nodes.update(str(node or "unknown") for node in pc.unique(gcs).to_pylist())
+    nodes = _session_events(lake, cluster, session)
     entries = []
-    for node, node_counts in sorted(counts.items()):
+    for node, found in sorted(nodes.items()):
         previous = read_entry(lake, cluster, session, node)
         entry = previous or CatalogEntry(
             namespace=cluster.namespace, cluster=cluster.name, session=session, node_id=node
         )
-        entry.event_counts = dict(sorted(node_counts.items()))
-        entry.first_event_time = first[node].isoformat()
-        entry.last_event_time = last[node].isoformat()
-        if node in gcs_nodes:
+        entry.event_counts = dict(sorted(found.counts.items()))
+        entry.first_event_time = found.first.isoformat() if found.first else None
+        entry.last_event_time = found.last.isoformat() if found.last else None
+        if found.runs_gcs:
             entry.role = "head"
         elif entry.role == "unknown":
             entry.role = "worker"

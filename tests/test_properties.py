@@ -33,7 +33,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ingest.load import ingest_paths
-from ingest.normalize import Rows, normalize
+from ingest.normalize import normalize
 from ingest.parse import BodyError, parse_body
 from ingest.to_arrow import to_table
 from ingest.wire import CAMEL, PAYLOAD_FIELDS
