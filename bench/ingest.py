@@ -60,9 +60,9 @@ import pyarrow as pa  # noqa: E402
 import ingest.load  # noqa: E402
 from bench import synthetic  # noqa: E402
 from ingest.load import BATCH_EVENTS, read_bodies  # noqa: E402
-from ingest.normalize import Row, normalize  # noqa: E402
+from ingest.normalize import normalize  # noqa: E402
 from ingest.parse import parse_body  # noqa: E402
-from ingest.to_arrow import to_table  # noqa: E402
+from ingest.to_arrow import TableRows, to_table  # noqa: E402
 
 TARGET_EVENTS_PER_CORE = 150_000
 TARGET_RSS_BYTES = 500 * 1000 * 1000  # 500 MB
@@ -125,7 +125,7 @@ def convert(bodies: Sequence[bytes]) -> Run:
 def _convert(bodies: Sequence[bytes]) -> Run:
     clock = time.process_time
     seen: set[bytes] = set()
-    rows: dict[str, list[Row]] = defaultdict(list)
+    rows: dict[str, TableRows] = defaultdict(TableRows)
     events = 0
     parse_cpu = normalize_cpu = 0.0
     wall0, cpu0 = time.perf_counter(), clock()

@@ -1,0 +1,149 @@
+"""The collector's write-ahead spool: POST bodies made durable before Ray is answered.
+
+Bodies are appended to numbered segment files as framed records (length, CRC-32,
+bytes) and fsynced before `append` returns, so an acknowledged body survives a crash.
+The open segment is sealed when the flusher takes it; a sealed segment is removed only
+after its contents are in the lake. On start, every segment left on disk is sealed and
+flushed again; a torn record at a segment's end (a crash mid-write, never
+acknowledged) is ignored.
+
+    <spool>/seg-000000000042.log      records: <u32 length><u32 crc32><body>
+
+Exceptions:
+
+    SpoolError
+     +-- SpoolFull       the spool holds its cap; answer 503 until the flusher drains it
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import struct
+import threading
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+_HEADER = struct.Struct("<II")
+_NAME = re.compile(r"seg-(\d{12})\.log")
+
+
+class SpoolError(Exception):
+    pass
+
+
+class SpoolFull(SpoolError):
+    pass
+
+
+@dataclass(frozen=True)
+class Segment:
+    seq: int
+    path: Path
+
+
+def _segment_path(directory: Path, seq: int) -> Path:
+    return directory / f"seg-{seq:012d}.log"
+
+
+def _fsync_directory(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def read_segment(path: Path) -> list[bytes]:
+    """The bodies of a segment, up to its first torn or corrupt record."""
+    data = path.read_bytes()
+    bodies, offset = [], 0
+    while offset + _HEADER.size <= len(data):
+        length, crc = _HEADER.unpack_from(data, offset)
+        start, end = offset + _HEADER.size, offset + _HEADER.size + length
+        if end > len(data) or zlib.crc32(data[start:end]) != crc:
+            break
+        bodies.append(data[start:end])
+        offset = end
+    return bodies
+
+
+class Spool:
+    """Append-only segments in one directory; safe to use from several threads."""
+
+    def __init__(self, directory: Path, max_bytes: int):
+        self.directory = directory
+        self.max_bytes = max_bytes
+        directory.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        found = sorted(self._on_disk(), key=lambda s: s.seq)
+        self._sealed: list[Segment] = found  # left by an earlier run: flush them first
+        self._bytes = sum(s.path.stat().st_size for s in found)
+        self._seq = found[-1].seq + 1 if found else 0
+        self._file: BinaryIO | None = None
+        self._open_records = 0
+
+    def _on_disk(self) -> list[Segment]:
+        segments = []
+        for path in self.directory.iterdir():
+            match = _NAME.fullmatch(path.name)
+            if match:
+                segments.append(Segment(int(match[1]), path))
+        return segments
+
+    @property
+    def bytes(self) -> int:
+        return self._bytes
+
+    @property
+    def open_seq(self) -> int:
+        """The number of the segment `append` writes to."""
+        return self._seq
+
+    def append(self, body: bytes) -> int:
+        """Write a body durably; return the segment it went to. Raises SpoolFull."""
+        record = _HEADER.pack(len(body), zlib.crc32(body)) + body
+        with self._lock:
+            if self._bytes + len(record) > self.max_bytes:
+                raise SpoolFull(f"the spool holds {self._bytes:,} bytes, its cap")
+            if self._file is None:
+                self._file = _segment_path(self.directory, self._seq).open("ab")
+                _fsync_directory(self.directory)  # the new file's name is durable too
+            self._file.write(record)
+            self._file.flush()
+            os.fsync(self._file.fileno())
+            self._bytes += len(record)
+            self._open_records += 1
+            return self._seq
+
+    def seal(self) -> Segment | None:
+        """Close the open segment (if it holds anything) and hand it to the flusher."""
+        with self._lock:
+            if self._file is None or self._open_records == 0:
+                return None
+            self._file.close()
+            segment = Segment(self._seq, _segment_path(self.directory, self._seq))
+            self._sealed.append(segment)
+            self._file, self._open_records = None, 0
+            self._seq += 1
+            return segment
+
+    def sealed(self) -> list[Segment]:
+        with self._lock:
+            return list(self._sealed)
+
+    def remove(self, segment: Segment) -> None:
+        """Forget a segment whose contents are safely in the lake."""
+        with self._lock:
+            size = segment.path.stat().st_size
+            segment.path.unlink()
+            self._sealed.remove(segment)
+            self._bytes -= size
+
+    def close(self) -> None:
+        with self._lock:
+            if self._file is not None:
+                self._file.close()
+                self._file = None
