@@ -32,7 +32,7 @@ from lake.layout import EVENTS, RAW, ClusterKey, check_node, parse_partition, ra
 from lake.parts import write_parts
 from lake.store import Lake
 
-BATCH_EVENTS = 100_000
+BATCH_EVENTS = 50_000  # about 40 MB of Parquet, and the memory bound of an ingest
 CHUNK_EVENTS = 25_000
 WRITER = "ingest"
 SUFFIXES = (".json", ".jsonl", ".json.gz", ".jsonl.gz")

@@ -8,6 +8,8 @@ so writing it again after a repeated ingest changes nothing.
 from __future__ import annotations
 
 import datetime as dt
+import shutil
+import tempfile
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -103,7 +105,8 @@ def _session_events(lake: Lake, cluster: ClusterKey, session: str) -> dict[str, 
     time, not memory.
     """
     nodes: dict[str, _NodeEvents] = defaultdict(_NodeEvents)
-    con = duckdb.connect(config={"memory_limit": "256MB", "threads": 1})
+    spill = tempfile.mkdtemp(prefix="raylake-catalog-")
+    con = duckdb.connect(config={"memory_limit": "128MB", "threads": 1, "temp_directory": spill})
     try:
         if not lake.is_local:
             con.register_filesystem(lake.fs)
@@ -121,6 +124,7 @@ def _session_events(lake: Lake, cluster: ClusterKey, session: str) -> dict[str, 
                 found.runs_gcs = found.runs_gcs or bool(runs_gcs)
     finally:
         con.close()
+        shutil.rmtree(spill, ignore_errors=True)
     return nodes
 
 
