@@ -94,7 +94,8 @@ class Spool:
         return segments
 
     @property
-    def bytes(self) -> int:
+    def size(self) -> int:
+        """Bytes the spool holds on disk."""
         return self._bytes
 
     @property
