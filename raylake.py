@@ -27,6 +27,9 @@ from sqlglot import exp
 
 from ingest.load import Report, ingest_paths, input_files, rebuild
 from ingest.logs import store_log_dir
+from ingest.settings import add_arguments as add_collector_arguments
+from ingest.settings import config_from
+from ingest.sidecar import run as run_collector
 from lake.catalog import read_entries
 from lake.compact import compact
 from lake.layout import ClusterKey, LayoutError
@@ -211,6 +214,14 @@ def cmd_compact(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_collect(args: argparse.Namespace) -> int:
+    try:
+        config = config_from(args)
+    except ValueError as exc:
+        raise SystemExit(f"raylake collect: {exc}") from None
+    return run_collector(config)
+
+
 def cmd_views(args: argparse.Namespace) -> int:
     for name in view_names():
         print(name)
@@ -254,6 +265,12 @@ def parser() -> argparse.ArgumentParser:
         "--target-mb", type=int, default=512, help="largest part to write, in MB (512)"
     )
     compaction.set_defaults(run=cmd_compact)
+
+    collect = commands.add_parser(
+        "collect", help="the collector beside a Ray node: receive, spool, write to the lake"
+    )
+    add_collector_arguments(collect)
+    collect.set_defaults(run=cmd_collect)
 
     views = commands.add_parser("views", help="list the views SQL can read")
     views.set_defaults(run=cmd_views)

@@ -36,6 +36,7 @@ BATCH_EVENTS = 50_000  # about 40 MB of Parquet, and the memory bound of an inge
 CHUNK_EVENTS = 25_000
 WRITER = "ingest"
 SUFFIXES = (".json", ".jsonl", ".json.gz", ".jsonl.gz")
+RAW_SUFFIXES = (".json.gz", ".jsonl.gz")
 
 
 @dataclass
@@ -66,10 +67,15 @@ def input_files(paths: Iterable[Path]) -> list[Path]:
 
 def read_bodies(path: Path) -> list[bytes]:
     """The POST bodies a file holds."""
-    data = path.read_bytes()
-    if path.name.endswith(".gz"):
+    return bodies_of(path.name, path.read_bytes())
+
+
+def bodies_of(name: str, data: bytes) -> list[bytes]:
+    """The POST bodies in a file's bytes: `.json` holds one, `.jsonl` one per line (an
+    array) or one event per line; either may be gzipped."""
+    if name.endswith(".gz"):
         data = gzip.decompress(data)
-    if not path.name.removesuffix(".gz").endswith(".jsonl"):
+    if not name.removesuffix(".gz").endswith(".jsonl"):
         return [data]
     bodies, events = [], []
     for line in data.splitlines():
@@ -220,9 +226,9 @@ def rebuild(lake: Lake) -> dict[ClusterKey, Report]:
         cluster = ClusterKey.parse(parse_partition(directory)["cluster"])
 
         def loader(path: str) -> Callable[[], list[bytes]]:
-            return lambda: [gzip.decompress(lake.read_bytes(path))]
+            return lambda: bodies_of(path, lake.read_bytes(path))
 
-        raw_files = lake.list_files(directory, ".json.gz")
+        raw_files = [p for p in lake.list_files(directory) if p.endswith(RAW_SUFFIXES)]
         reports[cluster] = ingest_sources(lake, cluster, [(p, loader(p)) for p in raw_files])
     kept = {path for report in reports.values() for path in report.parts}
     for path in sorted(old_parts - kept):

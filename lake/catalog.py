@@ -41,6 +41,8 @@ class CatalogEntry(msgspec.Struct, kw_only=True, omit_defaults=False):
     log_files: int = 0
     log_bytes: int = 0
     ended: bool = False
+    flushed_segment: int = -1
+    """A collector's last spool segment counted here (a replay must not count again)."""
     updated_at: str = ""
 
     @property
@@ -96,6 +98,11 @@ _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 def _from_ns(ns: int) -> dt.datetime:
     return _EPOCH + dt.timedelta(microseconds=ns // 1000)
+
+
+def time_text(ns: int) -> str:
+    """How the catalog writes a time: ISO 8601, UTC, microseconds."""
+    return _from_ns(ns).isoformat()
 
 
 def _session_events(lake: Lake, cluster: ClusterKey, session: str) -> dict[str, _NodeEvents]:

@@ -3,6 +3,7 @@
     _lake.json
     _catalog/cluster=<ns>.<name>/session=<session>/node=<node_id>.json
     raw/cluster=<ns>.<name>/session=<session>/node=<node_id>/<body sha256>.json.gz
+    raw/cluster=<ns>.<name>/session=<session>/node=<node_id>/seg-<node_id>-<n>.jsonl.gz
     events/<table>/cluster=<ns>.<name>/session=<session>/date=<YYYY-MM-DD>/part-<writer>-<ingest>.parquet
     state/<entity>/cluster=<ns>.<name>/session=<session>/...
     logs/cluster=<ns>.<name>/session=<session>/node=<node_id>/<path under the session's logs/>
@@ -96,8 +97,13 @@ def catalog_path(cluster: ClusterKey, session: str, node_id: str) -> str:
     return f"{CATALOG}/{_partition(cluster, session)}/node={check_node(node_id)}.json"
 
 
-def raw_path(cluster: ClusterKey, session: str, node_id: str, digest: str) -> str:
-    return f"{RAW}/{_partition(cluster, session)}/node={check_node(node_id)}/{digest}.json.gz"
+def raw_path(
+    cluster: ClusterKey, session: str, node_id: str, name: str, suffix: str = ".json.gz"
+) -> str:
+    """A raw object: one body (`.json.gz`) or a collector's bodies, one per line
+    (`.jsonl.gz`)."""
+    node = check_node(node_id)
+    return f"{RAW}/{_partition(cluster, session)}/node={node}/{check_writer(name)}{suffix}"
 
 
 def events_table_dir(table: str) -> str:

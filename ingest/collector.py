@@ -1,0 +1,212 @@
+"""The collector beside a Ray node: accept, spool, flush, and drain on SIGTERM.
+
+Intake validates a POST body whole (it is parsed and normalized, so a bad time or
+field is refused before anything is kept), appends it to the spool (fsync) and keeps
+its rows for the next flush; only then is Ray answered 200. The flusher seals the open
+segment every flush interval, or sooner once it holds enough events, and writes sealed
+segments to the lake; while the lake is unreachable it retries with backoff, and the
+spool keeps accepting up to its cap.
+
+Exceptions (mapped to HTTP by `intake`):
+
+    CollectorUnavailable      503 with Retry-After
+     +-- Draining             SIGTERM received: flushing, accepting nothing new
+    ingest.parse.BodyError    400
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from ingest.flush import Flusher, SegmentRows
+from ingest.node import current_session_dir, node_id
+from ingest.normalize import normalize
+from ingest.parse import BodyError, parse_body
+from ingest.settings import CollectorConfig
+from ingest.spool import Spool, SpoolFull
+from lake.catalog import read_entries, write_entry
+from lake.layout import ClusterKey
+from lake.store import Lake
+
+log = logging.getLogger("raylake.collector")
+
+RECENT_EVENT_IDS = 200_000  # Ray retries within minutes; older repeats the views collapse
+MAX_BACKOFF = 60.0
+
+
+class CollectorUnavailable(Exception):
+    retry_after = 5
+
+
+class Draining(CollectorUnavailable):
+    pass
+
+
+@dataclass
+class Metrics:
+    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+
+    def __post_init__(self) -> None:
+        r = self.registry
+        self.accepted = Counter(
+            "raylake_events_accepted", "Events accepted, by type", ["event_type"], registry=r
+        )
+        self.rejected = Counter(
+            "raylake_bodies_rejected", "POST bodies refused, by reason", ["reason"], registry=r
+        )
+        self.spool_bytes = Gauge("raylake_spool_bytes", "Bytes in the spool", registry=r)
+        self.flush_seconds = Histogram(
+            "raylake_flush_seconds", "Time to write sealed segments to the lake", registry=r
+        )
+        self.flushed = Counter("raylake_events_flushed", "Events written to the lake", registry=r)
+        self.upload_errors = Counter(
+            "raylake_upload_errors", "Failed attempts to write to the lake", registry=r
+        )
+        self.log_bytes = Counter(
+            "raylake_log_bytes_shipped", "Log bytes shipped to the lake", registry=r
+        )
+
+
+class Collector:
+    def __init__(self, config: CollectorConfig) -> None:
+        self.config = config
+        self.cluster = ClusterKey(config.namespace, config.cluster)
+        self.spool = Spool(config.spool, config.spool_max_bytes)
+        self.metrics = Metrics()
+        self.draining = False
+        self.flush_wanted = threading.Event()
+        self._lock = threading.Lock()  # intake and sealing: a segment's rows stay whole
+        self._pending: dict[int, SegmentRows] = {}
+        self._recent: set[bytes] = set()
+        self._recent_order: deque[bytes] = deque()
+        self._flusher: Flusher | None = None
+        self._backoff = 0.0
+        self._next_attempt = 0.0
+        self.metrics.spool_bytes.set(self.spool.size)
+
+    # -- intake ---------------------------------------------------------------------
+
+    def accept(self, body: bytes) -> int:
+        """Make a valid body durable; return how many events it held."""
+        if self.draining:
+            self.metrics.rejected.labels("draining").inc()
+            raise Draining("the collector is shutting down")
+        try:
+            parsed = parse_body(body)
+        except BodyError:
+            self.metrics.rejected.labels("invalid").inc()
+            raise
+        with self._lock:
+            new_ids = {e.event_id for e in parsed.events} - self._recent
+            try:
+                rows = normalize(parsed, self._recent)
+                seq = self.spool.append(body)
+            except BodyError:
+                self._recent -= new_ids
+                self.metrics.rejected.labels("invalid").inc()
+                raise
+            except SpoolFull as exc:
+                self._recent -= new_ids
+                self.metrics.rejected.labels("spool_full").inc()
+                raise CollectorUnavailable(str(exc)) from None
+            self._pending.setdefault(seq, SegmentRows()).add(parsed, rows)
+            self._remember(new_ids)
+            pending_events = self._pending[seq].events
+        for event in parsed.events:
+            self.metrics.accepted.labels(event.event_type).inc()
+        self.metrics.spool_bytes.set(self.spool.size)
+        if pending_events >= self.config.flush_events:
+            self.flush_wanted.set()
+        return len(parsed.events)
+
+    def _remember(self, ids: set[bytes]) -> None:
+        self._recent_order.extend(ids)
+        while len(self._recent_order) > RECENT_EVENT_IDS:
+            self._recent.discard(self._recent_order.popleft())
+
+    # -- flushing -------------------------------------------------------------------
+
+    def _node_id(self) -> str:
+        session = current_session_dir(self.config.ray_root)
+        found = node_id(session) if session else None
+        if found:
+            return found
+        for rows in self._pending.values():
+            for table_rows in rows.rows.values():
+                for event in table_rows.events:
+                    if event[3]:  # the emitting node, as Ray reported it
+                        return str(event[3])
+        return "unknown"
+
+    def _get_flusher(self) -> Flusher:
+        if self._flusher is None:
+            lake = Lake(self.config.lake, endpoint_url=self.config.s3_endpoint_url, create=True)
+            self._flusher = Flusher(
+                lake, self.cluster, self._node_id(), self.config.role, self.spool
+            )
+        return self._flusher
+
+    def flush(self) -> int:
+        """Seal the open segment and write every sealed segment; return events written.
+        Raises when the lake cannot be written (the segments stay in the spool)."""
+        with self._lock:
+            sealed = self.spool.seal()
+            rows = self._pending.pop(sealed.seq, None) if sealed is not None else None
+        started = time.monotonic()
+        try:
+            flusher = self._get_flusher()
+            if sealed is not None and rows is not None:
+                flusher.pending[sealed.seq] = rows
+            report = flusher.write_sealed()
+        except Exception as exc:  # whatever the store raised: retry later
+            self.metrics.upload_errors.inc()
+            if self._flusher is not None:
+                self._flusher.pending.clear()  # re-read from disk on the next attempt
+            log.warning("writing to the lake failed, will retry: %s", exc)
+            raise
+        finally:
+            self.metrics.spool_bytes.set(self.spool.size)
+        self.metrics.flush_seconds.observe(time.monotonic() - started)
+        self.metrics.flushed.inc(report.events)
+        return report.events
+
+    def flush_due(self, now: float) -> bool:
+        """Flush if it is time (or wanted) and the backoff allows; False after a failure."""
+        try:
+            self.flush()
+        except Exception:
+            self._backoff = min(MAX_BACKOFF, max(1.0, self._backoff * 2))
+            self._next_attempt = now + self._backoff
+            return False
+        self._backoff = 0.0
+        return True
+
+    def ready_for_attempt(self, now: float) -> bool:
+        return now >= self._next_attempt
+
+    def drain(self, deadline: float) -> bool:
+        """Stop accepting, write everything, mark the node's sessions ended. True when
+        everything acknowledged is in the lake."""
+        self.draining = True
+        while True:
+            try:
+                self.flush()
+                break
+            except Exception:
+                if time.monotonic() + 1.0 > deadline:
+                    return False
+                time.sleep(1.0)
+        if self._flusher is not None:
+            lake, node = self._flusher.lake, self._flusher.node_id
+            for entry in read_entries(lake):
+                if entry.node_id == node and entry.cluster_key == self.cluster:
+                    entry.ended = True
+                    write_entry(lake, entry)
+        self.spool.close()
+        return True

@@ -1,0 +1,154 @@
+"""From the spool to the lake: each sealed segment, written whole, then forgotten.
+
+A segment becomes, per session, one raw object (its bodies, one per line, gzip) and
+one Parquet part per table and day, all named after the node and the segment number.
+Writing a segment again (after a crash, or an upload that failed half way) rewrites
+the same objects with the same bytes, so every acknowledged event lands exactly once.
+The node's catalog entry records the last segment it counted, so counts never double.
+
+Rows come from the intake, which already parsed them; a segment left by an earlier
+run, or whose rows were dropped after a failed upload, is parsed again from disk.
+"""
+
+from __future__ import annotations
+
+import gzip
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ingest.normalize import Rows, normalize
+from ingest.parse import ParsedBody, parse_body
+from ingest.spool import Segment, Spool, read_segment
+from ingest.to_arrow import TableRows, to_table
+from lake.catalog import CatalogEntry, read_entry, time_text, write_entry
+from lake.layout import ClusterKey, raw_path
+from lake.parts import write_parts
+from lake.store import Lake
+
+
+@dataclass
+class SegmentRows:
+    """The rows of one segment's bodies, and the session of each body."""
+
+    rows: dict[str, TableRows] = field(default_factory=lambda: defaultdict(TableRows))
+    sessions: list[str] = field(default_factory=list)
+    events: int = 0
+
+    def add(self, parsed: ParsedBody, rows: Rows) -> None:
+        for table, table_rows in rows.items():
+            self.rows[table].extend(table_rows)
+        self.sessions.append(parsed.events[0].session_name if parsed.events else "")
+        self.events += len(parsed.events)
+
+
+@dataclass
+class FlushReport:
+    segments: int = 0
+    events: int = 0
+    parts: int = 0
+
+
+def rows_from_disk(segment: Segment) -> SegmentRows:
+    """A segment's rows, parsed again from its bodies (each was valid when spooled)."""
+    found = SegmentRows()
+    seen: set[bytes] = set()
+    for body in read_segment(segment.path):
+        parsed = parse_body(body)
+        found.add(parsed, normalize(parsed, seen))
+    return found
+
+
+def _one_line(body: bytes) -> bytes:
+    """A body on one line: a newline between JSON tokens is whitespace, like a space."""
+    return body.replace(b"\r", b" ").replace(b"\n", b" ")
+
+
+class Flusher:
+    """Writes sealed segments of one node's spool into the lake, oldest first."""
+
+    def __init__(
+        self, lake: Lake, cluster: ClusterKey, node_id: str, role: str, spool: Spool
+    ) -> None:
+        self.lake = lake
+        self.cluster = cluster
+        self.node_id = node_id
+        self.role = role
+        self.spool = spool
+        self.ray_version = ""
+        self.pending: dict[int, SegmentRows] = defaultdict(SegmentRows)
+
+    def write_sealed(self) -> FlushReport:
+        """Write every sealed segment, oldest first, removing each from the spool once
+        it is in the lake. Stops at the first failure: the rest stay on disk."""
+        report = FlushReport()
+        for segment in self.spool.sealed():
+            report.parts += self._write(segment)
+            report.segments += 1
+            report.events += self.pending.pop(segment.seq, SegmentRows()).events
+            self.spool.remove(segment)
+        return report
+
+    def _write(self, segment: Segment) -> int:
+        rows = self.pending.get(segment.seq)
+        if rows is None:
+            rows = self.pending[segment.seq] = rows_from_disk(segment)
+        bodies = read_segment(segment.path)
+        by_session: dict[str, list[bytes]] = defaultdict(list)
+        for session, body in zip(rows.sessions, bodies, strict=True):
+            if session:
+                by_session[session].append(_one_line(body))
+        name = f"seg-{self.node_id}-{segment.seq:012d}"
+        for session, session_bodies in by_session.items():
+            path = raw_path(self.cluster, session, self.node_id, name, ".jsonl.gz")
+            lines = b"\n".join(session_bodies) + b"\n"
+            self.lake.write_bytes(path, gzip.compress(lines, compresslevel=6, mtime=0))
+        ingest_id = f"{segment.seq:012d}"
+        tables = {t: to_table(t, r, ingest_id) for t, r in rows.rows.items() if r.rows}
+        parts = 0
+        for table, data in tables.items():
+            written = write_parts(
+                self.lake, self.cluster, table, data, writer=self.node_id, ingest_id=ingest_id
+            )
+            parts += len(written)
+        self._count(segment.seq, tables)
+        return parts
+
+    def _count(self, seq: int, tables: dict[str, pa.Table]) -> None:
+        """Add a segment's events to the node's catalog entries, once per segment."""
+        counts: dict[str, dict[str, int]] = defaultdict(dict)
+        first: dict[str, int] = {}
+        last: dict[str, int] = {}
+        for table, data in tables.items():
+            events = data.filter(pc.equal(data["seq"], pa.scalar(0, pa.int32())))
+            times = pa.table(
+                {"session": events["session"], "ns": pc.cast(events["event_time"], pa.int64())}
+            )
+            summary = times.group_by("session").aggregate(
+                [("ns", "count"), ("ns", "min"), ("ns", "max")]
+            )
+            for row in summary.to_pylist():
+                session = str(row["session"])
+                counts[session][table] = row["ns_count"]
+                first[session] = min(first.get(session, row["ns_min"]), row["ns_min"])
+                last[session] = max(last.get(session, row["ns_max"]), row["ns_max"])
+        for session, session_counts in counts.items():
+            entry = read_entry(self.lake, self.cluster, session, self.node_id) or CatalogEntry(
+                namespace=self.cluster.namespace,
+                cluster=self.cluster.name,
+                session=session,
+                node_id=self.node_id,
+            )
+            if seq <= entry.flushed_segment:
+                continue  # counted before a crash; this is a replay
+            for table, count in session_counts.items():
+                entry.event_counts[table] = entry.event_counts.get(table, 0) + count
+            low, high = time_text(first[session]), time_text(last[session])
+            entry.first_event_time = min(entry.first_event_time or low, low)
+            entry.last_event_time = max(entry.last_event_time or high, high)
+            entry.role = self.role
+            entry.ray_version = self.ray_version or entry.ray_version
+            entry.flushed_segment = seq
+            write_entry(self.lake, entry)

@@ -1,0 +1,81 @@
+"""`raylake collect` as a process: the HTTP intake, a flusher thread, and a drain on
+SIGTERM/SIGINT (new bodies get 503 at once; everything spooled is written to the lake;
+then the server stops and the process exits 0, or 1 if the lake could not take it all
+before the deadline; the spool keeps it for the next start). A second signal stops
+at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from types import FrameType
+
+import uvicorn
+
+from ingest.collector import Collector
+from ingest.intake import create_app
+from ingest.settings import CollectorConfig
+
+log = logging.getLogger("raylake.collector")
+
+DRAIN_SECONDS = 20.0  # Kubernetes waits 30 s by default before SIGKILL
+
+
+class _Server(uvicorn.Server):
+    def __init__(self, config: uvicorn.Config, on_exit_signal: threading.Event) -> None:
+        super().__init__(config)
+        self.on_exit_signal = on_exit_signal
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if self.on_exit_signal.is_set():
+            super().handle_exit(sig, frame)  # asked twice: stop now
+            return
+        self.on_exit_signal.set()
+
+
+def run(config: CollectorConfig) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    collector = Collector(config)
+    exit_signal = threading.Event()
+    server = _Server(
+        uvicorn.Config(
+            create_app(collector),
+            host=config.host,
+            port=config.port,
+            log_level="warning",
+            lifespan="off",
+        ),
+        exit_signal,
+    )
+    drained = threading.Event()
+    outcome = {"complete": True}
+
+    def flush_loop() -> None:
+        # Segments left by an earlier run go first.
+        collector.flush_due(time.monotonic())
+        while not exit_signal.is_set():
+            collector.flush_wanted.wait(config.flush_interval)
+            collector.flush_wanted.clear()
+            now = time.monotonic()
+            if not exit_signal.is_set() and collector.ready_for_attempt(now):
+                collector.flush_due(now)
+        collector.draining = True  # 503 from here on
+        outcome["complete"] = collector.drain(time.monotonic() + DRAIN_SECONDS)
+        log.info("drained: %s", "complete" if outcome["complete"] else "spool kept")
+        drained.set()
+        server.should_exit = True
+
+    def wake_on_signal() -> None:
+        exit_signal.wait()
+        collector.draining = True
+        collector.flush_wanted.set()
+
+    threading.Thread(target=flush_loop, name="flusher", daemon=True).start()
+    threading.Thread(target=wake_on_signal, name="signals", daemon=True).start()
+    log.info("collecting on %s:%s into %s", config.host, config.port, config.lake)
+    server.run()
+    exit_signal.set()
+    drained.wait(DRAIN_SECONDS + 5)
+    return 0 if outcome["complete"] else 1
