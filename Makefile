@@ -23,7 +23,10 @@ $(STAMP): pyproject.toml
 # Build a lake from the bundled sample session (a real Ray 2.60 capture) and show it.
 sample: setup
 	$(BIN)/raylake ingest --lake $(LAKE) --namespace default --cluster demo $(SAMPLE)/posts \
-		--node-id $(HEAD_NODE) --logs $(SAMPLE)/logs/head
+		--node-id $(HEAD_NODE) --logs $(SAMPLE)/logs/head \
+		--snapshot jobs=$(SAMPLE)/live/api_jobs_.json \
+		--snapshot placement_groups=$(SAMPLE)/live/api_v0_placement_groups_detail_1_limit_10000.json \
+		--snapshot version=$(SAMPLE)/live/api_version.json
 	$(BIN)/raylake ingest --lake $(LAKE) --namespace default --cluster demo \
 		--session session_2026-11-21_20-42-42_066305_20083 \
 		--node-id $(WORKER_NODE) --logs $(SAMPLE)/logs/worker

@@ -30,6 +30,7 @@ from ingest.logs import store_log_dir
 from ingest.settings import add_arguments as add_collector_arguments
 from ingest.settings import config_from
 from ingest.sidecar import run as run_collector
+from ingest.snapshots import ENDPOINTS, SnapshotError, store_snapshot
 from lake.catalog import read_entries
 from lake.compact import compact
 from lake.layout import ClusterKey, LayoutError
@@ -72,6 +73,10 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         task = progress.add_task("ingesting", total=len(files))
         report = ingest_paths(lake, cluster, files, on_file=lambda _: progress.advance(task))
     _print_report(report)
+    for name, path in args.snapshot:
+        session = args.session or _only_session(report)
+        store_snapshot(lake, cluster, session, name, path.read_bytes(), path.stat().st_mtime_ns)
+        print(f"snapshot of {ENDPOINTS[name]} in {session}: {path}")
     if args.logs:
         if not args.node_id:
             raise SystemExit("raylake: --logs needs --node-id (the node the logs belong to)")
@@ -228,6 +233,15 @@ def cmd_views(args: argparse.Namespace) -> int:
     return 0
 
 
+def _snapshot_argument(text: str) -> tuple[str, Path]:
+    name, equals, path = text.partition("=")
+    if not equals or name not in ENDPOINTS:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: expected ENDPOINT=FILE with ENDPOINT one of {', '.join(ENDPOINTS)}"
+        )
+    return name, Path(path)
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="raylake", description=__doc__.splitlines()[0])
     commands = top.add_subparsers(dest="command", required=True)
@@ -239,6 +253,14 @@ def parser() -> argparse.ArgumentParser:
     ingest.add_argument("--node-id", help="with --logs: the node (hex id) the logs belong to")
     ingest.add_argument("--logs", type=Path, help="a Ray session's logs/ directory to store")
     ingest.add_argument("--session", help="with --logs: the session (default: the ingested one)")
+    ingest.add_argument(
+        "--snapshot",
+        action="append",
+        default=[],
+        type=_snapshot_argument,
+        metavar="ENDPOINT=FILE",
+        help=f"a recorded dashboard answer to keep ({', '.join(ENDPOINTS)}); repeatable",
+    )
     ingest.add_argument("paths", nargs="*", type=Path, help=".json/.jsonl[.gz] files or dirs")
     ingest.set_defaults(run=cmd_ingest)
 
@@ -281,7 +303,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         code: int = args.run(args)
-    except (LakeError, LayoutError, QueryError, FileNotFoundError, NotADirectoryError) as exc:
+    except (
+        LakeError,
+        LayoutError,
+        QueryError,
+        SnapshotError,
+        FileNotFoundError,
+        NotADirectoryError,
+    ) as exc:
         print(f"raylake: {exc}", file=sys.stderr)
         return 2
     return code

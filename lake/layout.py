@@ -7,7 +7,8 @@
     events/<table>/cluster=<ns>.<name>/session=<session>/date=<YYYY-MM-DD>/part-<writer>-<ingest>.parquet
     state/<entity>/cluster=<ns>.<name>/session=<session>/...
     logs/cluster=<ns>.<name>/session=<session>/node=<node_id>/<path under the session's logs/>
-    snapshots/cluster=<ns>.<name>/session=<session>/<endpoint>/<time>.json
+    snapshots/raw/cluster=<ns>.<name>/session=<session>/<endpoint>/<time ns>.json
+    snapshots/<table>/cluster=<ns>.<name>/session=<session>/latest.parquet
 
 Kubernetes namespaces cannot contain a dot, so the first dot of the cluster key splits
 namespace from name. Every name that reaches a path is checked here, so no input can
@@ -139,8 +140,18 @@ def log_file_path(cluster: ClusterKey, session: str, node_id: str, relative: str
     return f"{logs_dir(cluster, session, node_id)}/{'/'.join(parts)}"
 
 
-def snapshot_dir(cluster: ClusterKey, session: str, endpoint: str) -> str:
-    return f"{SNAPSHOTS}/{_partition(cluster, session)}/{check_writer(endpoint)}"
+def snapshot_body_path(cluster: ClusterKey, session: str, endpoint: str, time_ns: int) -> str:
+    """A polled endpoint's body, as the dashboard answered it."""
+    return f"{SNAPSHOTS}/raw/{_partition(cluster, session)}/{check_writer(endpoint)}/{time_ns}.json"
+
+
+def snapshot_table_dir(table: str) -> str:
+    return f"{SNAPSHOTS}/{check_writer(table)}"
+
+
+def snapshot_table_path(table: str, cluster: ClusterKey, session: str) -> str:
+    """The latest parsed snapshot of one session (each poll replaces it)."""
+    return f"{snapshot_table_dir(table)}/{_partition(cluster, session)}/latest.parquet"
 
 
 def parse_partition(path: str) -> dict[str, str]:

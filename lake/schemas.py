@@ -259,6 +259,60 @@ SCHEMAS: dict[str, pa.Schema] = {
 
 OTHER_TABLE = "other_events"
 
+#: Tables parsed from snapshots of the head's dashboard API (Ray 2.60 emits no events
+#: for submission jobs or placement groups); each row carries the snapshot's time.
+_SUBMISSION_JOB_SNAPSHOT: Columns = [
+    ("snapshot_time", TIME),
+    ("submission_id", STR),
+    ("job_id", ID),
+    ("type", STR),
+    ("status", STR),
+    ("message", STR),
+    ("error_type", STR),
+    ("entrypoint", STR),
+    ("start_time", TIME),
+    ("end_time", TIME),
+    ("metadata", LABELS),
+    ("runtime_env", STR),
+    ("driver_agent_http_address", STR),
+    ("driver_node_id", ID),
+    ("driver_exit_code", INT),
+    ("driver_pid", INT),
+    ("driver_node_ip", STR),
+]
+
+_PLACEMENT_GROUP_SNAPSHOT: Columns = [
+    ("snapshot_time", TIME),
+    ("placement_group_id", ID),
+    ("name", STR),
+    ("creator_job_id", ID),
+    ("state", STR),
+    ("is_detached", pa.bool_()),
+    ("strategy", STR),
+    (
+        "bundles",
+        pa.list_(
+            pa.struct(
+                [
+                    ("bundle_index", INT),
+                    ("unit_resources", RESOURCES),
+                    ("node_id", ID),
+                    ("label_selector", LABELS),
+                ]
+            )
+        ),
+    ),
+    ("creation_request_received_time", TIME),
+    ("scheduling_state", STR),
+    ("scheduling_attempt", INT),
+    ("body", STR),
+]
+
+SNAPSHOT_SCHEMAS: dict[str, pa.Schema] = {
+    "submission_jobs": pa.schema(_SUBMISSION_JOB_SNAPSHOT),
+    "placement_groups": pa.schema(_PLACEMENT_GROUP_SNAPSHOT),
+}
+
 #: Ray's TaskStatus in declaration order; a task's state is its last transition here.
 TASK_STATUS: tuple[str, ...] = (
     "NIL",

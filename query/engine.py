@@ -18,8 +18,8 @@ import duckdb
 import pyarrow as pa
 from sqlglot import exp
 
-from lake.layout import events_table_dir
-from lake.schemas import OTHER_TABLE, SCHEMAS, TASK_STATUS
+from lake.layout import events_table_dir, snapshot_table_dir
+from lake.schemas import OTHER_TABLE, SCHEMAS, SNAPSHOT_SCHEMAS, TASK_STATUS
 from lake.store import Lake
 
 VIEWS_DIR = Path(__file__).parent / "views"
@@ -32,8 +32,16 @@ def event_view_name(table: str) -> str:
     return table if table == OTHER_TABLE else f"{table}_events"
 
 
+def snapshot_view_name(table: str) -> str:
+    return f"{table.removesuffix('s')}_snapshots"
+
+
 def view_names() -> list[str]:
-    return [*(event_view_name(t) for t in SCHEMAS), *ENTITY_VIEWS]
+    return [
+        *(event_view_name(t) for t in SCHEMAS),
+        *(snapshot_view_name(t) for t in SNAPSHOT_SCHEMAS),
+        *ENTITY_VIEWS,
+    ]
 
 
 def _literal(value: str) -> str:
@@ -55,6 +63,18 @@ def _event_view_sql(table: str, source: str) -> str:
     """
 
 
+def _snapshot_view_sql(table: str, source: str) -> str:
+    view = exp.to_identifier(snapshot_view_name(table)).sql("duckdb")
+    return f"""
+        CREATE OR REPLACE VIEW {view} AS
+        SELECT split_part(cluster, '.', 1) AS namespace,
+               substr(cluster, strpos(cluster, '.') + 1) AS cluster,
+               session,
+               * EXCLUDE (cluster, session)
+        FROM {source}
+    """
+
+
 def _parquet_source(lake: Lake, table: str) -> str:
     pattern = lake.uri(f"{events_table_dir(table)}/*/*/*/*.parquet")
     return (
@@ -63,14 +83,31 @@ def _parquet_source(lake: Lake, table: str) -> str:
     )
 
 
-def _empty(table: str) -> pa.Table:
-    schema = SCHEMAS[table]
-    partition = [
-        pa.field("cluster", pa.string()),
-        pa.field("session", pa.string()),
-        pa.field("date", pa.date32()),
-    ]
+def _snapshot_source(lake: Lake, table: str) -> str:
+    pattern = lake.uri(f"{snapshot_table_dir(table)}/*/*/latest.parquet")
+    return (
+        f"read_parquet({_literal(pattern)}, hive_partitioning = true, union_by_name = true, "
+        "hive_types = {'cluster': VARCHAR, 'session': VARCHAR})"
+    )
+
+
+def _empty(schema: pa.Schema, partition_columns: tuple[str, ...]) -> pa.Table:
+    types = {"cluster": pa.string(), "session": pa.string(), "date": pa.date32()}
+    partition = [pa.field(name, types[name]) for name in partition_columns]
     return pa.schema([*partition, *schema]).empty_table()
+
+
+def _define_source(
+    con: duckdb.DuckDBPyConnection, name: str, present: bool, source: str, empty: pa.Table
+) -> str:
+    """The parquet files, or a real empty table when there are none yet (so that every
+    cursor of the connection sees it)."""
+    if present:
+        return source
+    con.register("_empty", empty)
+    con.execute(f"CREATE OR REPLACE TABLE {name} AS SELECT * FROM _empty")
+    con.unregister("_empty")
+    return name
 
 
 def connect(lake: Lake, database: str = ":memory:") -> duckdb.DuckDBPyConnection:
@@ -92,15 +129,23 @@ def define_views(con: duckdb.DuckDBPyConnection, lake: Lake) -> None:
     con.execute(
         "CREATE OR REPLACE MACRO to_us(t) AS to_timestamp(0) + to_microseconds(epoch_ns(t) // 1000)"
     )
-    for table in SCHEMAS:
-        if lake.exists(events_table_dir(table)):
-            source = _parquet_source(lake, table)
-        else:
-            # A real (empty) table, so that every cursor of the connection sees it.
-            source = f"_empty_{table}"
-            con.register("_empty", _empty(table))
-            con.execute(f"CREATE OR REPLACE TABLE {source} AS SELECT * FROM _empty")
-            con.unregister("_empty")
+    for table, schema in SCHEMAS.items():
+        source = _define_source(
+            con,
+            f"_empty_{table}",
+            lake.exists(events_table_dir(table)),
+            _parquet_source(lake, table),
+            _empty(schema, ("cluster", "session", "date")),
+        )
         con.execute(_event_view_sql(table, source))
+    for table, schema in SNAPSHOT_SCHEMAS.items():
+        source = _define_source(
+            con,
+            f"_empty_{table}",
+            lake.exists(snapshot_table_dir(table)),
+            _snapshot_source(lake, table),
+            _empty(schema, ("cluster", "session")),
+        )
+        con.execute(_snapshot_view_sql(table, source))
     for view in ENTITY_VIEWS:
         con.execute((VIEWS_DIR / f"{view}.sql").read_text())

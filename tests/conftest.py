@@ -10,6 +10,7 @@ import pytest
 
 from ingest.load import ingest_paths
 from ingest.logs import store_log_dir
+from ingest.snapshots import store_snapshot
 from lake.layout import ClusterKey
 from lake.store import Lake
 
@@ -20,6 +21,13 @@ SESSION = "session_2026-11-21_20-42-42_066305_20083"
 HEAD_NODE = "a7adc7d8d330156f3b83a38b0c44ded53f9781cc3dab953e8694bb36"
 WORKER_NODE = "baecc821b4e2be4b05f9d2711297e15761d5a0fa665dd02790868f0e"
 CLUSTER = ClusterKey("default", "demo")
+# The live dashboard's answers, as the head collector's snapshots would have kept them.
+SNAPSHOTS = {
+    "jobs": "api_jobs_.json",
+    "placement_groups": "api_v0_placement_groups_detail_1_limit_10000.json",
+    "version": "api_version.json",
+}
+SNAPSHOT_NS = 1_795_293_800_000_000_000
 
 
 def live(name: str) -> Any:
@@ -33,6 +41,9 @@ def ingest_sample(url: str) -> Lake:
     lake = Lake(url, create=True)
     report = ingest_paths(lake, CLUSTER, [POSTS])
     assert not report.rejected, report.rejected
+    for endpoint, answer in SNAPSHOTS.items():
+        body = (LIVE / answer).read_bytes()
+        store_snapshot(lake, CLUSTER, SESSION, endpoint, body, SNAPSHOT_NS)
     store_log_dir(lake, CLUSTER, SESSION, HEAD_NODE, SAMPLE / "logs" / "head")
     store_log_dir(lake, CLUSTER, SESSION, WORKER_NODE, SAMPLE / "logs" / "worker")
     return lake

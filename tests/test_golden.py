@@ -8,6 +8,7 @@ against the later truth instead of being skipped.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -159,8 +160,9 @@ def test_jobs_match_the_live_dashboard(sample_lake: Lake) -> None:
         for j in rows(
             sample_lake,
             """
-            SELECT job_id, type, submission_id, status, entrypoint, driver_pid,
-                   driver_node_ip, metadata,
+            SELECT job_id, type, submission_id, status, entrypoint, message, error_type,
+                   driver_pid, driver_node_ip, driver_node_id, driver_exit_code,
+                   driver_agent_http_address, metadata, serialized_runtime_env,
                    epoch_us(start_time) // 1000 AS start_time,
                    epoch_us(end_time) // 1000 AS end_time
             FROM jobs
@@ -170,19 +172,29 @@ def test_jobs_match_the_live_dashboard(sample_lake: Lake) -> None:
     assert actual.keys() == expected.keys()
     for job_id, want in expected.items():
         got = actual[job_id]
-        for field in ("type", "submission_id", "entrypoint"):
+        for field in ("type", "submission_id", "entrypoint", "status", "message", "error_type"):
+            assert got[field] == want[field], (job_id, field)
+        for field in ("start_time", "end_time", "driver_exit_code", "driver_agent_http_address"):
             assert got[field] == want[field], (job_id, field)
         assert str(got["driver_pid"]) == want["driver_info"]["pid"]
         assert got["driver_node_ip"] == want["driver_info"]["node_ip_address"]
-        if want["type"] == "DRIVER":
-            for field in ("status", "start_time", "end_time"):
-                assert got[field] == want[field], (job_id, field)
-            assert as_dict(got["metadata"]) == want["metadata"]
-        else:
-            # Ray 2.60 exports no submission-job events by default: a submission job's
-            # status, message and times come from the job API, which only the head
-            # collector's snapshots of /api/jobs/ record.
-            assert got["status"] is None
+        assert as_dict(got["metadata"]) == want["metadata"]
+        assert json.loads(got["serialized_runtime_env"]) == want["runtime_env"]
+        if want["type"] == "SUBMISSION":
+            assert got["driver_node_id"] == want["driver_node_id"]
+
+
+def test_submission_jobs_come_from_the_head_snapshot(sample_lake: Lake) -> None:
+    # Ray 2.60 exports no submission-job events: the status is only in /api/jobs/.
+    (row,) = rows(
+        sample_lake,
+        "SELECT status, driver_exit_code FROM jobs WHERE submission_id = 'job-fail-1'",
+    )
+    assert row == {"status": "FAILED", "driver_exit_code": 3}
+    groups = rows(sample_lake, "SELECT placement_group_id, state FROM placement_group_snapshots")
+    assert groups == [
+        {"placement_group_id": "321ccc55cd921b616672cab5d0e801000000", "state": "REMOVED"}
+    ]
 
 
 WORKERS_SQL = """
