@@ -29,6 +29,7 @@ from ingest.node import current_session_dir, node_id
 from ingest.normalize import normalize
 from ingest.parse import BodyError, parse_body
 from ingest.settings import CollectorConfig
+from ingest.snapshots import Snapshotter
 from ingest.spool import Spool, SpoolFull
 from lake.catalog import read_entries, write_entry
 from lake.layout import ClusterKey
@@ -86,6 +87,8 @@ class Collector:
         self._recent: set[bytes] = set()
         self._recent_order: deque[bytes] = deque()
         self._flusher: Flusher | None = None
+        self._snapshotter: Snapshotter | None = None
+        self._lake: Lake | None = None
         self._backoff = 0.0
         self._next_attempt = 0.0
         self.metrics.spool_bytes.set(self.spool.size)
@@ -144,13 +147,38 @@ class Collector:
                         return str(event[3])
         return "unknown"
 
-    def _get_flusher(self) -> Flusher:
-        if self._flusher is None:
-            lake = Lake(self.config.lake, endpoint_url=self.config.s3_endpoint_url, create=True)
-            self._flusher = Flusher(
-                lake, self.cluster, self._node_id(), self.config.role, self.spool
+    def lake(self) -> Lake:
+        """The lake, opened (and created) on first use: it may be unreachable at start."""
+        if self._lake is None:
+            config = self.config
+            self._lake = Lake(config.lake, endpoint_url=config.s3_endpoint_url, create=True)
+        return self._lake
+
+    def snapshot(self) -> None:
+        """Head only: one poll of the dashboard (a failure waits for the next poll)."""
+        if self._snapshotter is None:
+            session = current_session_dir(self.config.ray_root)
+            self._snapshotter = Snapshotter(
+                self.lake,
+                self.cluster,
+                self.config.dashboard_url,
+                lambda: session.name if session else None,
             )
-        return self._flusher
+        try:
+            self._snapshotter.poll()
+        except Exception as exc:  # the lake may be down: the next poll tries again
+            log.warning("keeping a dashboard snapshot failed: %s", exc)
+        if self._flusher is not None and self._snapshotter.ray_version:
+            self._flusher.ray_version = self._snapshotter.ray_version
+
+    def _get_flusher(self) -> Flusher:
+        if self._flusher is not None:
+            return self._flusher
+        node = self._node_id()
+        flusher = Flusher(self.lake(), self.cluster, node, self.config.role, self.spool)
+        if node != "unknown":  # else ask again next time: Ray may not have started yet
+            self._flusher = flusher
+        return flusher
 
     def flush(self) -> int:
         """Seal the open segment and write every sealed segment; return events written.
@@ -209,4 +237,6 @@ class Collector:
                     entry.ended = True
                     write_entry(lake, entry)
         self.spool.close()
+        if self._snapshotter is not None:
+            self._snapshotter.close()
         return True

@@ -62,6 +62,8 @@ def run(config: CollectorConfig) -> int:
             if not exit_signal.is_set() and collector.ready_for_attempt(now):
                 collector.flush_due(now)
         collector.draining = True  # 503 from here on
+        if config.role == "head":
+            collector.snapshot()  # the jobs' final status
         outcome["complete"] = collector.drain(time.monotonic() + DRAIN_SECONDS)
         log.info("drained: %s", "complete" if outcome["complete"] else "spool kept")
         drained.set()
@@ -72,7 +74,14 @@ def run(config: CollectorConfig) -> int:
         collector.draining = True
         collector.flush_wanted.set()
 
+    def poll_loop() -> None:
+        while not exit_signal.is_set():
+            collector.snapshot()
+            exit_signal.wait(config.poll_interval)
+
     threading.Thread(target=flush_loop, name="flusher", daemon=True).start()
+    if config.role == "head":
+        threading.Thread(target=poll_loop, name="snapshots", daemon=True).start()
     threading.Thread(target=wake_on_signal, name="signals", daemon=True).start()
     log.info("collecting on %s:%s into %s", config.host, config.port, config.lake)
     server.run()

@@ -169,22 +169,26 @@ class Snapshotter:
         self.client = httpx.Client(base_url=dashboard_url, timeout=10.0)
         self._last: dict[str, str] = {}
         self.ray_version = ""
+        self.session_name: str | None = None  # as the dashboard names it
 
     def poll(self) -> int:
         """One round over the endpoints; return how many bodies were new."""
         new = 0
+        silent: list[str] = []
         for endpoint, path in ENDPOINTS.items():
             try:
                 answer = self.client.get(path)
                 answer.raise_for_status()
             except httpx.HTTPError as exc:
-                log.info("dashboard %s did not answer (%s); next poll tries again", path, exc)
+                silent.append(f"{path} ({exc})")
                 continue
             body = answer.content
             if endpoint == "version":
-                self.ray_version = str(json.loads(body).get("ray_version", ""))
+                version = json.loads(body)
+                self.ray_version = str(version.get("ray_version", ""))
+                self.session_name = version.get("session_name") or self.session_name
             digest = hashlib.sha256(body).hexdigest()
-            session = self.session()
+            session = self.session_name or self.session()
             if session is None or self._last.get(endpoint) == digest:
                 continue
             try:
@@ -194,6 +198,10 @@ class Snapshotter:
                 continue
             self._last[endpoint] = digest
             new += 1
+        if silent:
+            log.info(
+                "the dashboard did not answer %s; the next poll tries again", ", ".join(silent)
+            )
         return new
 
     def close(self) -> None:
