@@ -29,6 +29,7 @@ from ingest.node import current_session_dir, node_id
 from ingest.normalize import normalize
 from ingest.parse import BodyError, parse_body
 from ingest.settings import CollectorConfig
+from ingest.shipper import LogShipper
 from ingest.snapshots import Snapshotter
 from ingest.spool import Spool, SpoolFull
 from lake.catalog import read_entries, write_entry
@@ -89,6 +90,7 @@ class Collector:
         self._flusher: Flusher | None = None
         self._snapshotter: Snapshotter | None = None
         self._lake: Lake | None = None
+        self._shipper: LogShipper | None = None
         self._backoff = 0.0
         self._next_attempt = 0.0
         self.metrics.spool_bytes.set(self.spool.size)
@@ -171,6 +173,19 @@ class Collector:
         if self._flusher is not None and self._snapshotter.ray_version:
             self._flusher.ray_version = self._snapshotter.ray_version
 
+    def ship_logs(self, everything: bool = False) -> None:
+        """Ship the log bytes that changed (a failure waits for the next interval)."""
+        if self._shipper is None:
+            state = self.config.spool / "shipped-logs.json"
+            self._shipper = LogShipper(self.lake, self.cluster, self.config.ray_root, state)
+        try:
+            report = self._shipper.ship(everything)
+        except Exception as exc:  # the lake may be down: the next interval tries again
+            self.metrics.upload_errors.inc()
+            log.warning("shipping logs failed: %s", exc)
+            return
+        self.metrics.log_bytes.inc(report.bytes)
+
     def _get_flusher(self) -> Flusher:
         if self._flusher is not None:
             return self._flusher
@@ -219,9 +234,12 @@ class Collector:
         return now >= self._next_attempt
 
     def drain(self, deadline: float) -> bool:
-        """Stop accepting, write everything, mark the node's sessions ended. True when
-        everything acknowledged is in the lake."""
+        """Stop accepting, write everything, ship the remaining logs, mark the node's
+        sessions ended. True when everything acknowledged is in the lake."""
         self.draining = True
+        self.ship_logs(everything=True)
+        if self._shipper is not None:
+            self._shipper.stop()
         while True:
             try:
                 self.flush()

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from lake.catalog import CatalogEntry, read_entry, write_entry
 from lake.layout import ClusterKey, check_node, log_file_path, logs_dir
+from lake.logfiles import LogFile, write_index
 from lake.store import Lake
 
 
@@ -46,10 +47,16 @@ def store_log_dir(
 
 
 def _record(lake: Lake, cluster: ClusterKey, session: str, node_id: str) -> None:
-    stored = list(lake.list_files(logs_dir(cluster, session, node_id)))
+    directory = logs_dir(cluster, session, node_id)
+    files = [
+        LogFile(relative, lake.size(path), None, "whole", None)
+        for path in lake.list_files(directory)
+        if not (relative := path.removeprefix(directory + "/")).startswith("_parts/")
+    ]
+    write_index(lake, cluster, session, node_id, files)
     entry = read_entry(lake, cluster, session, node_id) or CatalogEntry(
         namespace=cluster.namespace, cluster=cluster.name, session=session, node_id=node_id
     )
-    entry.log_files = len(stored)
-    entry.log_bytes = sum(lake.size(path) for path in stored)
+    entry.log_files = len(files)
+    entry.log_bytes = sum(f.size for f in files)
     write_entry(lake, entry)

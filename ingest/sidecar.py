@@ -79,7 +79,12 @@ def run(config: CollectorConfig) -> int:
             collector.snapshot()
             exit_signal.wait(config.poll_interval)
 
+    def log_loop() -> None:
+        while not exit_signal.wait(config.log_interval):
+            collector.ship_logs()
+
     threading.Thread(target=flush_loop, name="flusher", daemon=True).start()
+    threading.Thread(target=log_loop, name="logs", daemon=True).start()
     if config.role == "head":
         threading.Thread(target=poll_loop, name="snapshots", daemon=True).start()
     threading.Thread(target=wake_on_signal, name="signals", daemon=True).start()

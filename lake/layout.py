@@ -7,6 +7,8 @@
     events/<table>/cluster=<ns>.<name>/session=<session>/date=<YYYY-MM-DD>/part-<writer>-<ingest>.parquet
     state/<entity>/cluster=<ns>.<name>/session=<session>/...
     logs/cluster=<ns>.<name>/session=<session>/node=<node_id>/<path under the session's logs/>
+    logs/cluster=<ns>.<name>/session=<session>/node=<node_id>/_parts/<inode>/<start>.part
+    logs/_index/cluster=<ns>.<name>/session=<session>/node=<node_id>.parquet
     snapshots/raw/cluster=<ns>.<name>/session=<session>/<endpoint>/<time ns>.json
     snapshots/<table>/cluster=<ns>.<name>/session=<session>/latest.parquet
 
@@ -138,6 +140,20 @@ def log_file_path(cluster: ClusterKey, session: str, node_id: str, relative: str
     if not parts or relative.startswith("/") or any(p in ("..", ".", "") for p in parts):
         raise LayoutError(f"log path {relative!r}: expected a relative path inside logs/")
     return f"{logs_dir(cluster, session, node_id)}/{'/'.join(parts)}"
+
+
+def log_index_path(cluster: ClusterKey, session: str, node_id: str) -> str:
+    """The index of one node's log files in a session."""
+    return f"{LOGS}/_index/{_partition(cluster, session)}/node={check_node(node_id)}.parquet"
+
+
+def log_index_dir() -> str:
+    return f"{LOGS}/_index"
+
+
+def log_part_path(cluster: ClusterKey, session: str, node_id: str, inode: int, start: int) -> str:
+    """Bytes of a log file shipped while it grew, keyed by its inode and first offset."""
+    return f"{logs_dir(cluster, session, node_id)}/_parts/{inode}/{start:020d}.part"
 
 
 def snapshot_body_path(cluster: ClusterKey, session: str, endpoint: str, time_ns: int) -> str:

@@ -18,7 +18,8 @@ import duckdb
 import pyarrow as pa
 from sqlglot import exp
 
-from lake.layout import events_table_dir, snapshot_table_dir
+from lake.layout import events_table_dir, log_index_dir, snapshot_table_dir
+from lake.logfiles import INDEX_SCHEMA
 from lake.schemas import OTHER_TABLE, SCHEMAS, SNAPSHOT_SCHEMAS, TASK_STATUS
 from lake.store import Lake
 
@@ -36,10 +37,14 @@ def snapshot_view_name(table: str) -> str:
     return f"{table.removesuffix('s')}_snapshots"
 
 
+LOG_FILES_VIEW = "log_files"
+
+
 def view_names() -> list[str]:
     return [
         *(event_view_name(t) for t in SCHEMAS),
         *(snapshot_view_name(t) for t in SNAPSHOT_SCHEMAS),
+        LOG_FILES_VIEW,
         *ENTITY_VIEWS,
     ]
 
@@ -64,7 +69,11 @@ def _event_view_sql(table: str, source: str) -> str:
 
 
 def _snapshot_view_sql(table: str, source: str) -> str:
-    view = exp.to_identifier(snapshot_view_name(table)).sql("duckdb")
+    return _partitioned_view_sql(snapshot_view_name(table), source)
+
+
+def _partitioned_view_sql(name: str, source: str) -> str:
+    view = exp.to_identifier(name).sql("duckdb")
     return f"""
         CREATE OR REPLACE VIEW {view} AS
         SELECT split_part(cluster, '.', 1) AS namespace,
@@ -84,10 +93,16 @@ def _parquet_source(lake: Lake, table: str) -> str:
 
 
 def _snapshot_source(lake: Lake, table: str) -> str:
-    pattern = lake.uri(f"{snapshot_table_dir(table)}/*/*/latest.parquet")
+    return _hive_source(
+        lake.uri(f"{snapshot_table_dir(table)}/*/*/latest.parquet"), ("cluster", "session")
+    )
+
+
+def _hive_source(pattern: str, partitions: tuple[str, ...]) -> str:
+    types = ", ".join(f"'{name}': VARCHAR" for name in partitions)
     return (
         f"read_parquet({_literal(pattern)}, hive_partitioning = true, union_by_name = true, "
-        "hive_types = {'cluster': VARCHAR, 'session': VARCHAR})"
+        f"hive_types = {{{types}}})"
     )
 
 
@@ -147,5 +162,13 @@ def define_views(con: duckdb.DuckDBPyConnection, lake: Lake) -> None:
             _empty(schema, ("cluster", "session")),
         )
         con.execute(_snapshot_view_sql(table, source))
+    source = _define_source(
+        con,
+        "_empty_log_files",
+        lake.exists(log_index_dir()),
+        _hive_source(lake.uri(f"{log_index_dir()}/*/*/*.parquet"), ("cluster", "session")),
+        _empty(INDEX_SCHEMA, ("cluster", "session")),
+    )
+    con.execute(_partitioned_view_sql(LOG_FILES_VIEW, source))
     for view in ENTITY_VIEWS:
         con.execute((VIEWS_DIR / f"{view}.sql").read_text())
