@@ -14,29 +14,20 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import duckdb
-import polars as pl
-import pyarrow as pa
-import pyarrow.csv as pacsv
-import pyarrow.parquet as pq
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-from rich.table import Table
-from sqlglot import exp
-
-from ingest.load import Report, ingest_paths, input_files, rebuild
-from ingest.logs import store_log_dir
 from ingest.settings import add_arguments as add_collector_arguments
-from ingest.settings import config_from
-from ingest.sidecar import run as run_collector
-from ingest.snapshots import ENDPOINTS, SnapshotError, store_snapshot
-from lake.catalog import read_entries
-from lake.compact import compact
+from ingest.snapshots import ENDPOINTS
 from lake.layout import ClusterKey, LayoutError
 from lake.store import Lake, LakeError
-from query.console import QueryError, run_query
-from query.engine import connect, view_names
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from ingest.load import Report
+
+# Each command imports what it needs when it runs: `raylake collect` runs in a sidecar
+# with 256 MiB, and DuckDB, polars and rich would take a sixth of it for nothing.
 
 _LAKE_HELP = "lake URL: a local directory or s3://bucket/prefix (env RAYLAKE_LAKE)"
 
@@ -58,6 +49,13 @@ def _open_lake(args: argparse.Namespace, create: bool = False) -> Lake:
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from ingest.load import ingest_paths, input_files
+    from ingest.logs import store_log_dir
+    from ingest.snapshots import store_snapshot
+
     lake = _open_lake(args, create=True)
     cluster = ClusterKey(args.namespace, args.cluster)
     stderr = Console(stderr=True)
@@ -97,6 +95,9 @@ def _only_session(report: Report) -> str:
 
 
 def _print_report(report: Report) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
     console = Console()
     table = Table(title="events ingested")
     table.add_column("event type")
@@ -116,6 +117,9 @@ def _print_report(report: Report) -> None:
 
 
 def cmd_sql(args: argparse.Namespace) -> int:
+    from query.console import run_query
+    from query.engine import connect
+
     lake = _open_lake(args)
     result = run_query(connect(lake), args.query, dialect=args.dialect, limit=args.limit)
     _write_result(result, args.format, args.output)
@@ -123,6 +127,10 @@ def cmd_sql(args: argparse.Namespace) -> int:
 
 
 def _write_result(result: pa.Table, fmt: str, output: Path | None) -> None:
+    import polars as pl
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
     if fmt == "table":
         _print_table(result)
         return
@@ -144,6 +152,9 @@ def _write_result(result: pa.Table, fmt: str, output: Path | None) -> None:
 
 def _nested_as_json(result: pa.Table) -> pa.Table:
     """CSV holds no maps, lists or structs: write those cells as JSON text."""
+    import duckdb
+    import pyarrow as pa
+
     nested = [f.name for f in result.schema if pa.types.is_nested(f.type)]
     if not nested:
         return result
@@ -155,10 +166,16 @@ def _nested_as_json(result: pa.Table) -> pa.Table:
 
 
 def quote(identifier: str) -> str:
+    from sqlglot import exp
+
     return exp.to_identifier(identifier, quoted=True).sql("duckdb")
 
 
 def _print_table(result: pa.Table) -> None:
+    import polars as pl
+    from rich.console import Console
+    from rich.table import Table
+
     table = Table(show_lines=False)
     for name in result.column_names:
         table.add_column(name, overflow="fold")
@@ -172,6 +189,11 @@ def _print_table(result: pa.Table) -> None:
 
 
 def cmd_catalog(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from lake.catalog import read_entries
+
     lake = _open_lake(args)
     table = Table(title=f"sessions in {lake.url}")
     for column in (
@@ -202,6 +224,8 @@ def cmd_catalog(args: argparse.Namespace) -> int:
 
 
 def cmd_rebuild(args: argparse.Namespace) -> int:
+    from ingest.load import rebuild
+
     lake = _open_lake(args)
     for cluster, report in rebuild(lake).items():
         print(f"cluster {cluster.key}:")
@@ -210,6 +234,8 @@ def cmd_rebuild(args: argparse.Namespace) -> int:
 
 
 def cmd_compact(args: argparse.Namespace) -> int:
+    from lake.compact import compact
+
     lake = _open_lake(args)
     report = compact(lake, target_bytes=args.target_mb * 1024 * 1024)
     print(
@@ -220,6 +246,9 @@ def cmd_compact(args: argparse.Namespace) -> int:
 
 
 def cmd_collect(args: argparse.Namespace) -> int:
+    from ingest.settings import config_from
+    from ingest.sidecar import run as run_collector
+
     try:
         config = config_from(args)
     except ValueError as exc:
@@ -228,6 +257,8 @@ def cmd_collect(args: argparse.Namespace) -> int:
 
 
 def cmd_views(args: argparse.Namespace) -> int:
+    from query.engine import view_names
+
     for name in view_names():
         print(name)
     return 0
@@ -303,17 +334,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         code: int = args.run(args)
-    except (
-        LakeError,
-        LayoutError,
-        QueryError,
-        SnapshotError,
-        FileNotFoundError,
-        NotADirectoryError,
-    ) as exc:
+    except (LakeError, FileNotFoundError, NotADirectoryError, ValueError) as exc:
+        if isinstance(exc, ValueError) and not isinstance(exc, _user_errors()):
+            raise
         print(f"raylake: {exc}", file=sys.stderr)
         return 2
     return code
+
+
+def _user_errors() -> tuple[type[ValueError], ...]:
+    """Mistakes in what the user gave: reported in a line, not a traceback."""
+    from ingest.snapshots import SnapshotError
+    from query.console import QueryError
+
+    return (LayoutError, QueryError, SnapshotError)
 
 
 if __name__ == "__main__":

@@ -19,10 +19,12 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from dataclasses import dataclass, field
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+import pyarrow as pa
+from prometheus_client import CollectorRegistry, Gauge, Histogram
+from prometheus_client import Counter as MetricCounter
 
 from ingest.flush import Flusher, SegmentRows
 from ingest.node import current_session_dir, node_id
@@ -39,6 +41,7 @@ from lake.store import Lake
 log = logging.getLogger("raylake.collector")
 
 RECENT_EVENT_IDS = 200_000  # Ray retries within minutes; older repeats the views collapse
+MEMORY_FLUSHES = 2  # rows held for at most this many --flush-events; past it, read from disk
 MAX_BACKOFF = 60.0
 
 
@@ -56,21 +59,23 @@ class Metrics:
 
     def __post_init__(self) -> None:
         r = self.registry
-        self.accepted = Counter(
+        self.accepted = MetricCounter(
             "raylake_events_accepted", "Events accepted, by type", ["event_type"], registry=r
         )
-        self.rejected = Counter(
+        self.rejected = MetricCounter(
             "raylake_bodies_rejected", "POST bodies refused, by reason", ["reason"], registry=r
         )
         self.spool_bytes = Gauge("raylake_spool_bytes", "Bytes in the spool", registry=r)
         self.flush_seconds = Histogram(
             "raylake_flush_seconds", "Time to write sealed segments to the lake", registry=r
         )
-        self.flushed = Counter("raylake_events_flushed", "Events written to the lake", registry=r)
-        self.upload_errors = Counter(
+        self.flushed = MetricCounter(
+            "raylake_events_flushed", "Events written to the lake", registry=r
+        )
+        self.upload_errors = MetricCounter(
             "raylake_upload_errors", "Failed attempts to write to the lake", registry=r
         )
-        self.log_bytes = Counter(
+        self.log_bytes = MetricCounter(
             "raylake_log_bytes_shipped", "Log bytes shipped to the lake", registry=r
         )
 
@@ -85,6 +90,7 @@ class Collector:
         self.flush_wanted = threading.Event()
         self._lock = threading.Lock()  # intake and sealing: a segment's rows stay whole
         self._pending: dict[int, SegmentRows] = {}
+        self._held_events = 0  # rows kept in memory for segments not yet written
         self._recent: set[bytes] = set()
         self._recent_order: deque[bytes] = deque()
         self._flusher: Flusher | None = None
@@ -120,14 +126,20 @@ class Collector:
                 self._recent -= new_ids
                 self.metrics.rejected.labels("spool_full").inc()
                 raise CollectorUnavailable(str(exc)) from None
-            self._pending.setdefault(seq, SegmentRows()).add(parsed, rows)
+            segment = self._pending.setdefault(seq, SegmentRows())
+            if self._held_events < MEMORY_FLUSHES * self.config.flush_events:
+                segment.add(parsed, rows)
+                self._held_events += len(parsed.events)
+            else:  # the lake is behind: keep memory bounded, the flusher reads the disk
+                segment.complete = False
+            segment.spooled += len(parsed.events)
             self._remember(new_ids)
-            pending_events = self._pending[seq].events
-        for event in parsed.events:
-            self.metrics.accepted.labels(event.event_type).inc()
+            if segment.spooled >= self.config.flush_events:
+                self.spool.seal()  # a segment of a good size for the lake
+                self.flush_wanted.set()
+        for event_type, count in Counter(e.event_type for e in parsed.events).items():
+            self.metrics.accepted.labels(event_type).inc(count)
         self.metrics.spool_bytes.set(self.spool.size)
-        if pending_events >= self.config.flush_events:
-            self.flush_wanted.set()
         return len(parsed.events)
 
     def _remember(self, ids: set[bytes]) -> None:
@@ -199,13 +211,16 @@ class Collector:
         """Seal the open segment and write every sealed segment; return events written.
         Raises when the lake cannot be written (the segments stay in the spool)."""
         with self._lock:
-            sealed = self.spool.seal()
-            rows = self._pending.pop(sealed.seq, None) if sealed is not None else None
+            self.spool.seal()
+            sealed = {segment.seq for segment in self.spool.sealed()}
+            taken = {seq: self._pending.pop(seq) for seq in sealed & self._pending.keys()}
+            self._held_events -= sum(rows.events for rows in taken.values())
         started = time.monotonic()
         try:
             flusher = self._get_flusher()
-            if sealed is not None and rows is not None:
-                flusher.pending[sealed.seq] = rows
+            for seq, rows in taken.items():
+                if rows.complete:  # else the flusher parses the segment from disk
+                    flusher.pending[seq] = rows
             report = flusher.write_sealed()
         except Exception as exc:  # whatever the store raised: retry later
             self.metrics.upload_errors.inc()
@@ -217,6 +232,7 @@ class Collector:
             self.metrics.spool_bytes.set(self.spool.size)
         self.metrics.flush_seconds.observe(time.monotonic() - started)
         self.metrics.flushed.inc(report.events)
+        pa.default_memory_pool().release_unused()  # give the written rows' memory back
         return report.events
 
     def flush_due(self, now: float) -> bool:

@@ -36,6 +36,8 @@ class SegmentRows:
     rows: dict[str, TableRows] = field(default_factory=lambda: defaultdict(TableRows))
     sessions: list[str] = field(default_factory=list)
     events: int = 0
+    spooled: int = 0  # events of the segment, held here or not
+    complete: bool = True  # False: some bodies' rows were not kept; read the disk
 
     def add(self, parsed: ParsedBody, rows: Rows) -> None:
         for table, table_rows in rows.items():

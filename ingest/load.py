@@ -138,6 +138,8 @@ class _Batch:
         for table, chunks in self.chunks.items():
             data = with_ingest_id(pa.concat_tables(chunks), ingest_id)
             parts += write_parts(lake, cluster, table, data, writer=WRITER, ingest_id=ingest_id)
+        self.chunks.clear()
+        pa.default_memory_pool().release_unused()  # give the batch's memory back
         return parts
 
 

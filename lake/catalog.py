@@ -14,7 +14,6 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-import duckdb
 import msgspec
 
 from lake.layout import (
@@ -111,6 +110,8 @@ def _session_events(lake: Lake, cluster: ClusterKey, session: str) -> dict[str, 
     DuckDB streams the session's parts under a memory limit, so a large session costs
     time, not memory.
     """
+    import duckdb  # only here: the collector imports this module without needing it
+
     nodes: dict[str, _NodeEvents] = defaultdict(_NodeEvents)
     spill = tempfile.mkdtemp(prefix="raylake-catalog-")
     con = duckdb.connect(config={"memory_limit": "128MB", "threads": 1, "temp_directory": spill})
