@@ -14,8 +14,11 @@
    i.e. per core) and per wall second; the medians are compared with the target of
    150,000 events/s per core.
 3. End-to-end: `ingest_paths` over the whole input into a fresh local lake, in a child
-   process (`sys.executable`), so that its peak RSS (`ru_maxrss`) excludes the
-   generator and the conversion runs. Compared with the target of < 500 MB.
+   process (`sys.executable`), so that its peak RSS excludes the generator and the
+   conversion runs. The peak compared with the target of < 500 MB is the child's own
+   VmHWM (the kernel's high-water mark of the ingest's address space): `ru_maxrss`
+   is printed too, but Linux carries into it the RSS the child had before `exec`,
+   when it was still a fork of this (large) process.
 
 It only prints; nothing is asserted. With `--keep DIR` the input (`DIR/input`, reused
 when generated with the same settings) and the lake (`DIR/lake`, rebuilt every run)
@@ -400,10 +403,12 @@ def print_end_to_end(e: dict[str, Any], manifest: synthetic.Manifest, batch_even
             f"  WARNING: {e['rejected_count']} files rejected, "
             f"{_n(e['events'])} of {_n(manifest.events)} events ingested: {e['rejected']}"
         )
-    peak = int(e["ru_maxrss"])
+    peak = int(e["vm_hwm"] or e["ru_maxrss"])
     by_progress = ", ".join(f"{pct}%: {_mb(rss)}" for pct, rss in e["rss_by_progress"])
-    hwm = f", VmHWM {_mb(e['vm_hwm'])}" if e["vm_hwm"] else ""
-    print(f"  peak RSS of the child: ru_maxrss {_mb(peak)}{hwm}")
+    print(
+        f"  peak RSS of the child: VmHWM {_mb(peak)} "
+        f"(ru_maxrss {_mb(int(e['ru_maxrss']))} counts the fork before exec)"
+    )
     print(f"  RSS after each quarter of the files: {by_progress}")
     return peak
 
