@@ -26,21 +26,20 @@ import pyarrow as pa
 from prometheus_client import CollectorRegistry, Gauge, Histogram
 from prometheus_client import Counter as MetricCounter
 
-from ingest.flush import Flusher, SegmentRows
+from ingest.flush import RECENT_EVENT_IDS, Flusher, SegmentRows
 from ingest.node import current_session_dir, node_id
 from ingest.normalize import normalize
 from ingest.parse import BodyError, parse_body
 from ingest.settings import CollectorConfig
 from ingest.shipper import LogShipper
 from ingest.snapshots import Snapshotter
-from ingest.spool import Spool, SpoolFull
+from ingest.spool import Spool, SpoolFull, read_segment
 from lake.catalog import read_entries, write_entry
 from lake.layout import ClusterKey
 from lake.store import Lake
 
 log = logging.getLogger("raylake.collector")
 
-RECENT_EVENT_IDS = 200_000  # Ray retries within minutes; older repeats the views collapse
 MEMORY_FLUSHES = 2  # rows held for at most this many --flush-events; past it, read from disk
 MAX_BACKOFF = 60.0
 
@@ -89,7 +88,7 @@ class Collector:
         self.draining = False
         self.flush_wanted = threading.Event()
         self._lock = threading.Lock()  # intake and sealing: a segment's rows stay whole
-        self._pending: dict[int, SegmentRows] = {}
+        self._pending: dict[str, SegmentRows] = {}  # by segment name
         self._held_events = 0  # rows kept in memory for segments not yet written
         self._recent: set[bytes] = set()
         self._recent_order: deque[bytes] = deque()
@@ -100,6 +99,16 @@ class Collector:
         self._backoff = 0.0
         self._next_attempt = 0.0
         self.metrics.spool_bytes.set(self.spool.size)
+        self._remember_spooled()
+
+    def _remember_spooled(self) -> None:
+        """Bodies spooled by an earlier run may be retried by Ray (their answer was lost
+        in the crash): count their events as seen, so a retry is not kept twice."""
+        for segment in self.spool.sealed():
+            for body in read_segment(segment.path):
+                ids = {e.event_id for e in parse_body(body).events} - self._recent
+                self._recent |= ids
+                self._remember(ids)
 
     # -- intake ---------------------------------------------------------------------
 
@@ -114,10 +123,13 @@ class Collector:
             self.metrics.rejected.labels("invalid").inc()
             raise
         with self._lock:
+            if self.draining:  # SIGTERM came while the body was parsed: the drain
+                self.metrics.rejected.labels("draining").inc()  # may have sealed already
+                raise Draining("the collector is shutting down")
             new_ids = {e.event_id for e in parsed.events} - self._recent
             try:
                 rows = normalize(parsed, self._recent)
-                seq = self.spool.append(body)
+                segment_name = self.spool.append(body)
             except BodyError:
                 self._recent -= new_ids
                 self.metrics.rejected.labels("invalid").inc()
@@ -126,9 +138,9 @@ class Collector:
                 self._recent -= new_ids
                 self.metrics.rejected.labels("spool_full").inc()
                 raise CollectorUnavailable(str(exc)) from None
-            segment = self._pending.setdefault(seq, SegmentRows())
+            segment = self._pending.setdefault(segment_name, SegmentRows())
             if self._held_events < MEMORY_FLUSHES * self.config.flush_events:
-                segment.add(parsed, rows)
+                segment.add(parsed, rows, new_ids)
                 self._held_events += len(parsed.events)
             else:  # the lake is behind: keep memory bounded, the flusher reads the disk
                 segment.complete = False
@@ -212,15 +224,15 @@ class Collector:
         Raises when the lake cannot be written (the segments stay in the spool)."""
         with self._lock:
             self.spool.seal()
-            sealed = {segment.seq for segment in self.spool.sealed()}
-            taken = {seq: self._pending.pop(seq) for seq in sealed & self._pending.keys()}
+            sealed = {segment.name for segment in self.spool.sealed()}
+            taken = {name: self._pending.pop(name) for name in sealed & self._pending.keys()}
             self._held_events -= sum(rows.events for rows in taken.values())
         started = time.monotonic()
         try:
             flusher = self._get_flusher()
-            for seq, rows in taken.items():
+            for name, rows in taken.items():
                 if rows.complete:  # else the flusher parses the segment from disk
-                    flusher.pending[seq] = rows
+                    flusher.pending[name] = rows
             report = flusher.write_sealed()
         except Exception as exc:  # whatever the store raised: retry later
             self.metrics.upload_errors.inc()

@@ -13,7 +13,7 @@ run, or whose rows were dropped after a failed upload, is parsed again from disk
 from __future__ import annotations
 
 import gzip
-from collections import defaultdict
+from collections import defaultdict, deque
 from dataclasses import dataclass, field
 
 import pyarrow as pa
@@ -28,6 +28,8 @@ from lake.layout import ClusterKey, raw_path
 from lake.parts import write_parts
 from lake.store import Lake
 
+RECENT_EVENT_IDS = 200_000  # Ray retries within minutes; older repeats the views collapse
+
 
 @dataclass
 class SegmentRows:
@@ -36,14 +38,16 @@ class SegmentRows:
     rows: dict[str, TableRows] = field(default_factory=lambda: defaultdict(TableRows))
     sessions: list[str] = field(default_factory=list)
     events: int = 0
+    ids: set[bytes] = field(default_factory=set)  # the events these rows hold
     spooled: int = 0  # events of the segment, held here or not
     complete: bool = True  # False: some bodies' rows were not kept; read the disk
 
-    def add(self, parsed: ParsedBody, rows: Rows) -> None:
+    def add(self, parsed: ParsedBody, rows: Rows, ids: set[bytes]) -> None:
         for table, table_rows in rows.items():
             self.rows[table].extend(table_rows)
         self.sessions.append(parsed.events[0].session_name if parsed.events else "")
         self.events += len(parsed.events)
+        self.ids |= ids
 
 
 @dataclass
@@ -53,13 +57,15 @@ class FlushReport:
     parts: int = 0
 
 
-def rows_from_disk(segment: Segment) -> SegmentRows:
-    """A segment's rows, parsed again from its bodies (each was valid when spooled)."""
+def rows_from_disk(segment: Segment, written: set[bytes]) -> SegmentRows:
+    """A segment's rows, parsed again from its bodies (each was valid when spooled),
+    less the events already written from earlier segments (as intake left them out)."""
     found = SegmentRows()
-    seen: set[bytes] = set()
+    seen = set(written)
     for body in read_segment(segment.path):
         parsed = parse_body(body)
-        found.add(parsed, normalize(parsed, seen))
+        new = {e.event_id for e in parsed.events} - seen
+        found.add(parsed, normalize(parsed, seen), new)
     return found
 
 
@@ -80,7 +86,10 @@ class Flusher:
         self.role = role
         self.spool = spool
         self.ray_version = ""
-        self.pending: dict[int, SegmentRows] = defaultdict(SegmentRows)
+        self.pending: dict[str, SegmentRows] = {}  # by segment name
+        # Events written lately: a segment read back from disk leaves them out again.
+        self.written: set[bytes] = set()
+        self._written_order: deque[bytes] = deque()
 
     def write_sealed(self) -> FlushReport:
         """Write every sealed segment, oldest first, removing each from the spool once
@@ -88,26 +97,34 @@ class Flusher:
         report = FlushReport()
         for segment in self.spool.sealed():
             report.parts += self._write(segment)
+            rows = self.pending.pop(segment.name)
+            self._remember(rows.ids)
             report.segments += 1
-            report.events += self.pending.pop(segment.seq, SegmentRows()).events
+            report.events += rows.events
             self.spool.remove(segment)
         return report
 
+    def _remember(self, ids: set[bytes]) -> None:
+        self.written |= ids
+        self._written_order.extend(ids)
+        while len(self._written_order) > RECENT_EVENT_IDS:
+            self.written.discard(self._written_order.popleft())
+
     def _write(self, segment: Segment) -> int:
-        rows = self.pending.get(segment.seq)
+        rows = self.pending.get(segment.name)
         if rows is None:
-            rows = self.pending[segment.seq] = rows_from_disk(segment)
+            rows = self.pending[segment.name] = rows_from_disk(segment, self.written)
         bodies = read_segment(segment.path)
         by_session: dict[str, list[bytes]] = defaultdict(list)
         for session, body in zip(rows.sessions, bodies, strict=True):
             if session:
                 by_session[session].append(_one_line(body))
-        name = f"seg-{self.node_id}-{segment.seq:012d}"
+        name = f"seg-{self.node_id}-{segment.name}"
         for session, session_bodies in by_session.items():
             path = raw_path(self.cluster, session, self.node_id, name, ".jsonl.gz")
             lines = b"\n".join(session_bodies) + b"\n"
             self.lake.write_bytes(path, gzip.compress(lines, compresslevel=6, mtime=0))
-        ingest_id = f"{segment.seq:012d}"
+        ingest_id = segment.name
         tables = {t: to_table(t, r, ingest_id) for t, r in rows.rows.items() if r.rows}
         parts = 0
         for table, data in tables.items():
@@ -115,10 +132,10 @@ class Flusher:
                 self.lake, self.cluster, table, data, writer=self.node_id, ingest_id=ingest_id
             )
             parts += len(written)
-        self._count(segment.seq, tables)
+        self._count(segment.name, tables)
         return parts
 
-    def _count(self, seq: int, tables: dict[str, pa.Table]) -> None:
+    def _count(self, segment: str, tables: dict[str, pa.Table]) -> None:
         """Add a segment's events to the node's catalog entries, once per segment."""
         counts: dict[str, dict[str, int]] = defaultdict(dict)
         first: dict[str, int] = {}
@@ -143,7 +160,7 @@ class Flusher:
                 session=session,
                 node_id=self.node_id,
             )
-            if seq <= entry.flushed_segment:
+            if segment <= entry.flushed_segment:
                 continue  # counted before a crash; this is a replay
             for table, count in session_counts.items():
                 entry.event_counts[table] = entry.event_counts.get(table, 0) + count
@@ -152,5 +169,5 @@ class Flusher:
             entry.last_event_time = max(entry.last_event_time or high, high)
             entry.role = self.role
             entry.ray_version = self.ray_version or entry.ray_version
-            entry.flushed_segment = seq
+            entry.flushed_segment = segment
             write_entry(self.lake, entry)

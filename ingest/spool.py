@@ -7,7 +7,11 @@ after its contents are in the lake. On start, every segment left on disk is seal
 flushed again; a torn record at a segment's end (a crash mid-write, never
 acknowledged) is ignored.
 
-    <spool>/seg-000000000042.log      records: <u32 length><u32 crc32><body>
+    <spool>/seg-<run epoch, 20 digits>-<n, 12 digits>.log   records: <u32 length><u32 crc32><body>
+
+The run epoch (the time the spool was opened, in ns) makes every segment's name new,
+even when the spool directory itself is new (a pod's emptyDir after a restart), so a
+segment never takes the name of one an earlier run already wrote to the lake.
 
 Exceptions:
 
@@ -21,13 +25,14 @@ import os
 import re
 import struct
 import threading
+import time
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
 _HEADER = struct.Struct("<II")
-_NAME = re.compile(r"seg-(\d{12})\.log")
+_NAME = re.compile(r"seg-(\d{20})-(\d{12})\.log")
 
 
 class SpoolError(Exception):
@@ -38,14 +43,20 @@ class SpoolFull(SpoolError):
     pass
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, order=True)
 class Segment:
+    epoch: int
     seq: int
     path: Path
 
+    @property
+    def name(self) -> str:
+        """Unique across runs, and ordered: a later segment has a larger name."""
+        return f"{self.epoch:020d}-{self.seq:012d}"
 
-def _segment_path(directory: Path, seq: int) -> Path:
-    return directory / f"seg-{seq:012d}.log"
+
+def _segment_path(directory: Path, epoch: int, seq: int) -> Path:
+    return directory / f"seg-{epoch:020d}-{seq:012d}.log"
 
 
 def _fsync_directory(directory: Path) -> None:
@@ -78,10 +89,11 @@ class Spool:
         self.max_bytes = max_bytes
         directory.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        found = sorted(self._on_disk(), key=lambda s: s.seq)
+        found = sorted(self._on_disk())
         self._sealed: list[Segment] = found  # left by an earlier run: flush them first
         self._bytes = sum(s.path.stat().st_size for s in found)
-        self._seq = found[-1].seq + 1 if found else 0
+        self._epoch = max(time.time_ns(), found[-1].epoch + 1 if found else 0)
+        self._seq = 0
         self._file: BinaryIO | None = None
         self._open_records = 0
 
@@ -90,7 +102,7 @@ class Spool:
         for path in self.directory.iterdir():
             match = _NAME.fullmatch(path.name)
             if match:
-                segments.append(Segment(int(match[1]), path))
+                segments.append(Segment(int(match[1]), int(match[2]), path))
         return segments
 
     @property
@@ -98,26 +110,21 @@ class Spool:
         """Bytes the spool holds on disk."""
         return self._bytes
 
-    @property
-    def open_seq(self) -> int:
-        """The number of the segment `append` writes to."""
-        return self._seq
-
-    def append(self, body: bytes) -> int:
-        """Write a body durably; return the segment it went to. Raises SpoolFull."""
+    def append(self, body: bytes) -> str:
+        """Write a body durably; return the name of its segment. Raises SpoolFull."""
         record = _HEADER.pack(len(body), zlib.crc32(body)) + body
         with self._lock:
             if self._bytes + len(record) > self.max_bytes:
                 raise SpoolFull(f"the spool holds {self._bytes:,} bytes, its cap")
             if self._file is None:
-                self._file = _segment_path(self.directory, self._seq).open("ab")
+                self._file = _segment_path(self.directory, self._epoch, self._seq).open("ab")
                 _fsync_directory(self.directory)  # the new file's name is durable too
             self._file.write(record)
             self._file.flush()
             os.fsync(self._file.fileno())
             self._bytes += len(record)
             self._open_records += 1
-            return self._seq
+            return f"{self._epoch:020d}-{self._seq:012d}"
 
     def seal(self) -> Segment | None:
         """Close the open segment (if it holds anything) and hand it to the flusher."""
@@ -125,7 +132,8 @@ class Spool:
             if self._file is None or self._open_records == 0:
                 return None
             self._file.close()
-            segment = Segment(self._seq, _segment_path(self.directory, self._seq))
+            path = _segment_path(self.directory, self._epoch, self._seq)
+            segment = Segment(self._epoch, self._seq, path)
             self._sealed.append(segment)
             self._file, self._open_records = None, 0
             self._seq += 1

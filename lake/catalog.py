@@ -40,8 +40,9 @@ class CatalogEntry(msgspec.Struct, kw_only=True, omit_defaults=False):
     log_files: int = 0
     log_bytes: int = 0
     ended: bool = False
-    flushed_segment: int = -1
-    """A collector's last spool segment counted here (a replay must not count again)."""
+    flushed_segment: str = ""
+    """A collector's last spool segment counted here (a replay must not count again);
+    segment names grow with time, so later is larger."""
     updated_at: str = ""
 
     @property
