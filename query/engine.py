@@ -12,6 +12,7 @@ DuckDB, so S3 needs no DuckDB extension download.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
@@ -38,6 +39,25 @@ def snapshot_view_name(table: str) -> str:
 
 
 LOG_FILES_VIEW = "log_files"
+
+
+@dataclass(frozen=True)
+class _SessionFiles:
+    """Parquet files partitioned by cluster and session, one view over all of them."""
+
+    view: str
+    directory: str
+    pattern: str
+    schema: pa.Schema
+
+
+_SESSION_FILES = [
+    *(
+        _SessionFiles(snapshot_view_name(t), snapshot_table_dir(t), "*/*/latest.parquet", schema)
+        for t, schema in SNAPSHOT_SCHEMAS.items()
+    ),
+    _SessionFiles(LOG_FILES_VIEW, log_index_dir(), "*/*/*.parquet", INDEX_SCHEMA),
+]
 
 
 def view_names() -> list[str]:
@@ -68,10 +88,6 @@ def _event_view_sql(table: str, source: str) -> str:
     """
 
 
-def _snapshot_view_sql(table: str, source: str) -> str:
-    return _partitioned_view_sql(snapshot_view_name(table), source)
-
-
 def _partitioned_view_sql(name: str, source: str) -> str:
     view = exp.to_identifier(name).sql("duckdb")
     return f"""
@@ -89,12 +105,6 @@ def _parquet_source(lake: Lake, table: str) -> str:
     return (
         f"read_parquet({_literal(pattern)}, hive_partitioning = true, union_by_name = true, "
         "hive_types = {'cluster': VARCHAR, 'session': VARCHAR, 'date': DATE})"
-    )
-
-
-def _snapshot_source(lake: Lake, table: str) -> str:
-    return _hive_source(
-        lake.uri(f"{snapshot_table_dir(table)}/*/*/latest.parquet"), ("cluster", "session")
     )
 
 
@@ -153,22 +163,14 @@ def define_views(con: duckdb.DuckDBPyConnection, lake: Lake) -> None:
             _empty(schema, ("cluster", "session", "date")),
         )
         con.execute(_event_view_sql(table, source))
-    for table, schema in SNAPSHOT_SCHEMAS.items():
+    for files in _SESSION_FILES:
         source = _define_source(
             con,
-            f"_empty_{table}",
-            lake.exists(snapshot_table_dir(table)),
-            _snapshot_source(lake, table),
-            _empty(schema, ("cluster", "session")),
+            f"_empty_{files.view}",
+            lake.exists(files.directory),
+            _hive_source(lake.uri(f"{files.directory}/{files.pattern}"), ("cluster", "session")),
+            _empty(files.schema, ("cluster", "session")),
         )
-        con.execute(_snapshot_view_sql(table, source))
-    source = _define_source(
-        con,
-        "_empty_log_files",
-        lake.exists(log_index_dir()),
-        _hive_source(lake.uri(f"{log_index_dir()}/*/*/*.parquet"), ("cluster", "session")),
-        _empty(INDEX_SCHEMA, ("cluster", "session")),
-    )
-    con.execute(_partitioned_view_sql(LOG_FILES_VIEW, source))
+        con.execute(_partitioned_view_sql(files.view, source))
     for view in ENTITY_VIEWS:
         con.execute((VIEWS_DIR / f"{view}.sql").read_text())
