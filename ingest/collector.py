@@ -183,12 +183,13 @@ class Collector:
     def snapshot(self) -> None:
         """Head only: one poll of the dashboard (a failure waits for the next poll)."""
         if self._snapshotter is None:
-            session = current_session_dir(self.config.ray_root)
+
+            def session() -> str | None:  # Ray may start, or restart, after the collector
+                found = current_session_dir(self.config.ray_root)
+                return found.name if found else None
+
             self._snapshotter = Snapshotter(
-                self.lake,
-                self.cluster,
-                self.config.dashboard_url,
-                lambda: session.name if session else None,
+                self.lake, self.cluster, self.config.dashboard_url, session
             )
         try:
             self._snapshotter.poll()

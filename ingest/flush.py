@@ -23,7 +23,7 @@ from ingest.normalize import Rows, normalize
 from ingest.parse import ParsedBody, parse_body
 from ingest.spool import Segment, Spool, read_segment
 from ingest.to_arrow import TableRows, to_table
-from lake.catalog import CatalogEntry, read_entry, time_text, write_entry
+from lake.catalog import CatalogEntry, time_text, update_entry
 from lake.layout import ClusterKey, raw_path
 from lake.parts import write_parts
 from lake.store import Lake
@@ -154,20 +154,23 @@ class Flusher:
                 first[session] = min(first.get(session, row["ns_min"]), row["ns_min"])
                 last[session] = max(last.get(session, row["ns_max"]), row["ns_max"])
         for session, session_counts in counts.items():
-            entry = read_entry(self.lake, self.cluster, session, self.node_id) or CatalogEntry(
-                namespace=self.cluster.namespace,
-                cluster=self.cluster.name,
-                session=session,
-                node_id=self.node_id,
-            )
-            if segment <= entry.flushed_segment:
-                continue  # counted before a crash; this is a replay
-            for table, count in session_counts.items():
-                entry.event_counts[table] = entry.event_counts.get(table, 0) + count
             low, high = time_text(first[session]), time_text(last[session])
-            entry.first_event_time = min(entry.first_event_time or low, low)
-            entry.last_event_time = max(entry.last_event_time or high, high)
-            entry.role = self.role
-            entry.ray_version = self.ray_version or entry.ray_version
-            entry.flushed_segment = segment
-            write_entry(self.lake, entry)
+
+            def add(
+                entry: CatalogEntry,
+                session_counts: dict[str, int] = session_counts,
+                low: str = low,
+                high: str = high,
+            ) -> bool:
+                if segment <= entry.flushed_segment:
+                    return False  # counted before a crash; this is a replay
+                for table, count in session_counts.items():
+                    entry.event_counts[table] = entry.event_counts.get(table, 0) + count
+                entry.first_event_time = min(entry.first_event_time or low, low)
+                entry.last_event_time = max(entry.last_event_time or high, high)
+                entry.role = self.role
+                entry.ray_version = self.ray_version or entry.ray_version
+                entry.flushed_segment = segment
+                return True
+
+            update_entry(self.lake, self.cluster, session, self.node_id, add)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from lake.catalog import CatalogEntry, read_entry, write_entry
+from lake.catalog import CatalogEntry, update_entry
 from lake.layout import ClusterKey, check_node, log_file_path, logs_dir
 from lake.logfiles import LogFile, write_index
 from lake.store import Lake
@@ -54,9 +54,10 @@ def _record(lake: Lake, cluster: ClusterKey, session: str, node_id: str) -> None
         if not (relative := path.removeprefix(directory + "/")).startswith("_parts/")
     ]
     write_index(lake, cluster, session, node_id, files)
-    entry = read_entry(lake, cluster, session, node_id) or CatalogEntry(
-        namespace=cluster.namespace, cluster=cluster.name, session=session, node_id=node_id
-    )
-    entry.log_files = len(files)
-    entry.log_bytes = sum(f.size for f in files)
-    write_entry(lake, entry)
+
+    def count(entry: CatalogEntry) -> bool:
+        entry.log_files = len(files)
+        entry.log_bytes = sum(f.size for f in files)
+        return True
+
+    update_entry(lake, cluster, session, node_id, count)

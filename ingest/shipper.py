@@ -27,6 +27,7 @@ from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver
 
 from ingest.node import node_id, session_dirs
+from lake.catalog import CatalogEntry, update_entry
 from lake.layout import ClusterKey, log_part_path
 from lake.logfiles import LogFile, write_index
 from lake.store import Lake
@@ -122,9 +123,19 @@ class LogShipper:
                     report.files += 1
                     report.bytes += shipped
             if changed or first_time:
-                write_index(self.lake(), self.cluster, session_dir.name, node, list(known.values()))
+                files = list(known.values())
+                write_index(self.lake(), self.cluster, session_dir.name, node, files)
+                self._count(session_dir.name, node, files)
         self._save()
         return report
+
+    def _count(self, session: str, node: str, files: list[LogFile]) -> None:
+        def count(entry: CatalogEntry) -> bool:
+            entry.log_files = len(files)
+            entry.log_bytes = sum(f.size for f in files)
+            return True
+
+        update_entry(self.lake(), self.cluster, session, node, count)
 
     @staticmethod
     def _candidates(logs: Path, scan: bool, dirty: set[str]) -> list[Path]:

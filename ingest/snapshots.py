@@ -26,14 +26,15 @@ from lake.store import Lake
 
 log = logging.getLogger("raylake.snapshots")
 
-#: Endpoint name -> path on the dashboard.
+#: Endpoint name -> path on the dashboard. The version comes first: it names the
+#: session the other answers belong to.
 ENDPOINTS: dict[str, str] = {
+    "version": "/api/version",
     "jobs": "/api/jobs/",
     "placement_groups": "/api/v0/placement_groups?detail=1&limit=10000",
     "serve_applications": "/api/serve/applications/",
     "cluster_metadata": "/api/v0/cluster_metadata",
     "timezone": "/timezone",
-    "version": "/api/version",
 }
 
 _NS_PER_MS = 1_000_000
@@ -167,41 +168,42 @@ class Snapshotter:
         self.cluster = cluster
         self.session = session
         self.client = httpx.Client(base_url=dashboard_url, timeout=10.0)
-        self._last: dict[str, str] = {}
+        self._last: dict[tuple[str, str], str] = {}  # (session, endpoint) -> digest
         self.ray_version = ""
         self.session_name: str | None = None  # as the dashboard names it
+        self._silent: list[str] = []
 
     def poll(self) -> int:
         """One round over the endpoints; return how many bodies were new."""
         new = 0
-        silent: list[str] = []
+        silent: dict[str, str] = {}  # path -> why
         for endpoint, path in ENDPOINTS.items():
             try:
                 answer = self.client.get(path)
                 answer.raise_for_status()
             except httpx.HTTPError as exc:
-                silent.append(f"{path} ({exc})")
+                silent[path] = str(exc)
                 continue
             body = answer.content
             if endpoint == "version":
                 version = json.loads(body)
                 self.ray_version = str(version.get("ray_version", ""))
-                self.session_name = version.get("session_name") or self.session_name
+                self.session_name = version.get("session_name") or self.session()
             digest = hashlib.sha256(body).hexdigest()
             session = self.session_name or self.session()
-            if session is None or self._last.get(endpoint) == digest:
+            if session is None or self._last.get((session, endpoint)) == digest:
                 continue
             try:
                 store_snapshot(self.lake(), self.cluster, session, endpoint, body, time.time_ns())
             except SnapshotError as exc:
                 log.warning("dashboard %s answered something unexpected: %s", path, exc)
                 continue
-            self._last[endpoint] = digest
+            self._last[session, endpoint] = digest
             new += 1
-        if silent:
-            log.info(
-                "the dashboard did not answer %s; the next poll tries again", ", ".join(silent)
-            )
+        if silent and list(silent) != self._silent:  # said once, not at every poll
+            why = ", ".join(f"{path} ({reason})" for path, reason in silent.items())
+            log.info("the dashboard did not answer %s; the next poll tries again", why)
+        self._silent = list(silent)
         return new
 
     def close(self) -> None:

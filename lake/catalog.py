@@ -10,8 +10,9 @@ from __future__ import annotations
 import datetime as dt
 import shutil
 import tempfile
+import threading
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import msgspec
@@ -66,6 +67,26 @@ def read_entry(lake: Lake, cluster: ClusterKey, session: str, node_id: str) -> C
     if not lake.exists(path):
         return None
     return msgspec.json.decode(lake.read_bytes(path), type=CatalogEntry)
+
+
+_UPDATES = threading.Lock()  # one process's writers of an entry: flusher and log shipper
+
+
+def update_entry(
+    lake: Lake,
+    cluster: ClusterKey,
+    session: str,
+    node_id: str,
+    change: Callable[[CatalogEntry], bool],
+) -> None:
+    """Read, change and write one entry; `change` returns False to leave it as it was.
+    Each entry has a single collector, so only this process's threads can race."""
+    with _UPDATES:
+        entry = read_entry(lake, cluster, session, node_id) or CatalogEntry(
+            namespace=cluster.namespace, cluster=cluster.name, session=session, node_id=node_id
+        )
+        if change(entry):
+            write_entry(lake, entry)
 
 
 def write_entry(lake: Lake, entry: CatalogEntry) -> None:

@@ -273,10 +273,16 @@ def test_s3_logs_under_logs_prefix(s3_endpoint: str, s3_lake: tuple[str, Lake]) 
     partition = f"logs/cluster={CLUSTER.key}/session={SESSION}/node="
     assert all(path.startswith(partition) for path in expected)
     objects = s3_files(s3_endpoint, bucket)
-    stored = {path: size for path, (_, size) in objects.items() if path.startswith("logs/")}
+    stored = {path: size for path, (_, size) in objects.items() if path.startswith(partition)}
     assert stored == expected
+    # Beside them, one log-file index per node.
+    index = sorted(path for path in objects if path.startswith("logs/_index/"))
+    assert index == [
+        f"logs/_index/cluster={CLUSTER.key}/session={SESSION}/node={node}.parquet"
+        for node in sorted(LOGS)
+    ]
     # The lake's own filesystem sees the same files, with the same bytes.
-    assert list(lake.list_files("logs")) == sorted(expected)
+    assert list(lake.list_files("logs")) == sorted([*expected, *index])
     relative = "raylet.out"
     stored_raylet = log_file_path(CLUSTER, SESSION, HEAD_NODE, relative)
     assert lake.read_bytes(stored_raylet) == (LOGS[HEAD_NODE] / relative).read_bytes()
