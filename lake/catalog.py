@@ -12,7 +12,7 @@ import shutil
 import tempfile
 import threading
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import msgspec
@@ -188,9 +188,3 @@ def refresh_session(
         write_entry(lake, entry)
         entries.append(entry)
     return entries
-
-
-def sessions(entries: Iterable[CatalogEntry]) -> list[tuple[ClusterKey, str]]:
-    """Distinct (cluster, session) pairs, newest session first."""
-    keys = {(e.cluster_key, e.session) for e in entries}
-    return sorted(keys, key=lambda k: (k[1], k[0]), reverse=True)

@@ -5,7 +5,7 @@
     raw/cluster=<ns>.<name>/session=<session>/node=<node_id>/<body sha256>.json.gz
     raw/cluster=<ns>.<name>/session=<session>/node=<node_id>/seg-<node_id>-<n>.jsonl.gz
     events/<table>/cluster=<ns>.<name>/session=<session>/date=<YYYY-MM-DD>/part-<writer>-<ingest>.parquet
-    state/<entity>/cluster=<ns>.<name>/session=<session>/...
+    state/<entity>/cluster=<ns>.<name>/session=<session>/...      (materialized; a later issue)
     logs/cluster=<ns>.<name>/session=<session>/node=<node_id>/<path under the session's logs/>
     logs/cluster=<ns>.<name>/session=<session>/node=<node_id>/_parts/<inode>/<start>.part
     logs/_index/cluster=<ns>.<name>/session=<session>/node=<node_id>.parquet
@@ -124,10 +124,6 @@ def events_part_path(
         f"{events_session_dir(table, cluster, session)}/date={date}/"
         f"part-{check_writer(writer)}-{check_writer(ingest_id)}.parquet"
     )
-
-
-def state_dir(entity: str, cluster: ClusterKey, session: str) -> str:
-    return f"{STATE}/{entity}/{_partition(cluster, session)}"
 
 
 def logs_dir(cluster: ClusterKey, session: str, node_id: str) -> str:
