@@ -29,7 +29,6 @@ FORMAT_VERSION = (1, 0)
 CATALOG = "_catalog"
 RAW = "raw"
 EVENTS = "events"
-STATE = "state"
 LOGS = "logs"
 SNAPSHOTS = "snapshots"
 
