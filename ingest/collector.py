@@ -21,6 +21,7 @@ import threading
 import time
 from collections import Counter, deque
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pyarrow as pa
 from prometheus_client import CollectorRegistry, Gauge, Histogram
@@ -102,13 +103,17 @@ class Collector:
         self._remember_spooled()
 
     def _remember_spooled(self) -> None:
-        """Bodies spooled by an earlier run may be retried by Ray (their answer was lost
-        in the crash): count their events as seen, so a retry is not kept twice."""
-        for segment in self.spool.sealed():
-            for body in read_segment(segment.path):
-                ids = {e.event_id for e in parse_body(body).events} - self._recent
-                self._recent |= ids
-                self._remember(ids)
+        """Bodies an earlier run spooled, or lately wrote, may be retried by Ray (their
+        answer was lost in the crash): count their events as seen, so a retry is not
+        kept twice."""
+        for path in [*self.spool.done(), *(s.path for s in self.spool.sealed())]:
+            ids = self._ids_in(path) - self._recent
+            self._recent |= ids
+            self._remember(ids)
+
+    @staticmethod
+    def _ids_in(path: Path) -> set[bytes]:
+        return {e.event_id for body in read_segment(path) for e in parse_body(body).events}
 
     # -- intake ---------------------------------------------------------------------
 
@@ -216,6 +221,8 @@ class Collector:
             return self._flusher
         node = self._node_id()
         flusher = Flusher(self.lake(), self.cluster, node, self.config.role, self.spool)
+        for path in self.spool.done():  # written before a restart: a re-read leaves them out
+            flusher.remember(self._ids_in(path))
         if node != "unknown":  # else ask again next time: Ray may not have started yet
             self._flusher = flusher
         return flusher

@@ -98,13 +98,14 @@ class Flusher:
         for segment in self.spool.sealed():
             report.parts += self._write(segment)
             rows = self.pending.pop(segment.name)
-            self._remember(rows.ids)
+            self.remember(rows.ids)
             report.segments += 1
             report.events += rows.events
             self.spool.remove(segment)
         return report
 
-    def _remember(self, ids: set[bytes]) -> None:
+    def remember(self, ids: set[bytes]) -> None:
+        """Events now in the lake: a segment read back from disk leaves them out."""
         self.written |= ids
         self._written_order.extend(ids)
         while len(self._written_order) > RECENT_EVENT_IDS:

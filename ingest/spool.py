@@ -9,6 +9,10 @@ acknowledged) is ignored.
 
     <spool>/seg-<run epoch, 20 digits>-<n, 12 digits>.log   records: <u32 length><u32 crc32><body>
 
+A segment written to the lake is kept a while as `<name>.log.done` (the last
+`KEEP_DONE`): its events may come again, when Ray retries a body whose answer a crash
+lost after the flush, and a restarted collector must still know them.
+
 The run epoch (the time the spool was opened, in ns) makes every segment's name new,
 even when the spool directory itself is new (a pod's emptyDir after a restart), so a
 segment never takes the name of one an earlier run already wrote to the lake.
@@ -32,6 +36,8 @@ from pathlib import Path
 from typing import BinaryIO
 
 _HEADER = struct.Struct("<II")
+KEEP_DONE = 8
+_DONE = ".done"
 _NAME = re.compile(r"seg-(\d{20})-(\d{12})\.log")
 
 
@@ -144,12 +150,18 @@ class Spool:
             return list(self._sealed)
 
     def remove(self, segment: Segment) -> None:
-        """Forget a segment whose contents are safely in the lake."""
+        """Retire a segment whose contents are safely in the lake (kept as done)."""
         with self._lock:
             size = segment.path.stat().st_size
-            segment.path.unlink()
+            segment.path.rename(segment.path.with_name(segment.path.name + _DONE))
             self._sealed.remove(segment)
             self._bytes -= size
+            for old in self.done()[:-KEEP_DONE]:
+                old.unlink()
+
+    def done(self) -> list[Path]:
+        """Segments already in the lake, kept a while, oldest first."""
+        return sorted(self.directory.glob(f"seg-*.log{_DONE}"))
 
     def close(self) -> None:
         with self._lock:
