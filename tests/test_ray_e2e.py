@@ -34,6 +34,13 @@ from typing import Any
 import httpx
 import pytest
 
+from ingest.node import current_session_dir, node_id
+from lake.catalog import read_entries
+from lake.layout import ClusterKey, logs_dir
+from lake.store import Lake
+
+from live import as_dict, assert_tasks_match, rows
+
 # tests/ is not a package: pytest's default import mode puts this directory on sys.path.
 from ray_cluster import (
     HOST,
@@ -50,12 +57,6 @@ from ray_cluster import (
     start_collector,
     wait_for,
 )
-
-from ingest.node import current_session_dir, node_id
-from lake.catalog import read_entries
-from lake.layout import ClusterKey, logs_dir
-from lake.store import Lake
-from query.engine import connect
 
 WORKLOAD = Path(__file__).parent / "workloads" / "scenario_e2e.py"
 JOBS = Path(__file__).parent / "fixtures" / "ray-2.60-scenario-a" / "workload"
@@ -304,19 +305,6 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
             shutil.rmtree(ray_root, ignore_errors=True)
 
 
-def rows(lake: Lake, sql: str) -> list[dict[str, Any]]:
-    result: list[dict[str, Any]] = connect(lake).sql(sql).to_arrow_table().to_pylist()
-    return result
-
-
-def as_dict(pairs: Any) -> Any:
-    """DuckDB maps arrive from Arrow as lists of (key, value)."""
-    return None if pairs is None else dict(pairs)
-
-
-# --- the run itself ----------------------------------------------------------------------
-
-
 def test_the_collectors_drain_cleanly(run: Run) -> None:
     assert run.collector_exits == {"head": 0, "worker": 0}
     entries = {e.node_id: e for e in read_entries(run.lake) if e.cluster_key == CLUSTER}
@@ -347,48 +335,9 @@ def test_the_workload_did_what_the_checks_assume(run: Run) -> None:
 
 # --- the views against the live dashboard ------------------------------------------------
 
-TASKS_SQL = """
-    SELECT task_id, attempt_number, name, state, type, func_or_class_name, job_id,
-           actor_id, parent_task_id, node_id, worker_id, worker_pid, error_type,
-           error_message, language, required_resources, placement_group_id,
-           epoch_us(creation_time) // 1000 AS creation_time_ms,
-           epoch_us(start_time) // 1000 AS start_time_ms,
-           epoch_us(end_time) // 1000 AS end_time_ms,
-           list_transform(
-               events, lambda e: {'state': e.state, 'created_ms': epoch_us(e.time) // 1000}
-           ) AS events,
-           stdout_file, stderr_file, stdout_start, stdout_end, stderr_start, stderr_end
-    FROM tasks
-    WHERE type IS NOT NULL AND type <> 'DRIVER_TASK'
-"""
-
 
 def test_tasks_match_the_live_dashboard(run: Run) -> None:
-    expected = {
-        (t["task_id"], t["attempt_number"]): t
-        for t in run.live["tasks"]
-        if t["type"] != "DRIVER_TASK"
-    }
-    actual = {(t["task_id"], t["attempt_number"]): t for t in rows(run.lake, TASKS_SQL)}
-    assert actual.keys() == expected.keys()
-    for key, want in expected.items():
-        got = actual[key]
-        for field in (
-            "name", "state", "type", "func_or_class_name", "job_id", "actor_id",
-            "parent_task_id", "node_id", "worker_id", "worker_pid", "error_type",
-            "error_message", "language", "placement_group_id", "creation_time_ms",
-            "start_time_ms", "end_time_ms",
-        ):  # fmt: skip
-            assert got[field] == want[field], (key, field, got[field], want[field])
-        assert as_dict(got["required_resources"]) == want["required_resources"], key
-        assert [
-            {"state": e["state"], "created_ms": float(e["created_ms"])} for e in got["events"]
-        ] == want["events"], key
-        log = want["task_log_info"]
-        if log is None:
-            assert got["stdout_file"] is None and got["stderr_file"] is None, key
-        else:
-            assert {k: got[k] for k in log} == log, key
+    assert_tasks_match(run.lake, [t for t in run.live["tasks"] if t["type"] != "DRIVER_TASK"])
 
 
 ACTORS_SQL = """
