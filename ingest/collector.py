@@ -27,6 +27,7 @@ import pyarrow as pa
 from prometheus_client import CollectorRegistry, Gauge, Histogram
 from prometheus_client import Counter as MetricCounter
 
+from ingest.exports import ExportTailer
 from ingest.flush import RECENT_EVENT_IDS, Flusher, SegmentRows
 from ingest.node import current_session_dir, node_id
 from ingest.normalize import normalize
@@ -97,6 +98,7 @@ class Collector:
         self._snapshotter: Snapshotter | None = None
         self._lake: Lake | None = None
         self._shipper: LogShipper | None = None
+        self._exports: ExportTailer | None = None
         self._backoff = 0.0
         self._next_attempt = 0.0
         self.metrics.spool_bytes.set(self.spool.size)
@@ -117,9 +119,10 @@ class Collector:
 
     # -- intake ---------------------------------------------------------------------
 
-    def accept(self, body: bytes) -> int:
-        """Make a valid body durable; return how many events it held."""
-        if self.draining:
+    def accept(self, body: bytes, internal: bool = False) -> int:
+        """Make a valid body durable; return how many events it held. `internal`
+        bodies (from the node's own export files) are taken while draining too."""
+        if self.draining and not internal:
             self.metrics.rejected.labels("draining").inc()
             raise Draining("the collector is shutting down")
         try:
@@ -128,8 +131,8 @@ class Collector:
             self.metrics.rejected.labels("invalid").inc()
             raise
         with self._lock:
-            if self.draining:  # SIGTERM came while the body was parsed: the drain
-                self.metrics.rejected.labels("draining").inc()  # may have sealed already
+            if self.draining and not internal:  # SIGTERM came while the body was parsed:
+                self.metrics.rejected.labels("draining").inc()  # the drain may have sealed
                 raise Draining("the collector is shutting down")
             new_ids = {e.event_id for e in parsed.events} - self._recent
             try:
@@ -216,6 +219,20 @@ class Collector:
             return
         self.metrics.log_bytes.inc(report.bytes)
 
+    def tail_exports(self) -> None:
+        """Take the new lines of Ray's export-event files (a refusal waits a round)."""
+        if self._exports is None:
+            offsets = self.config.spool / "export-offsets.json"
+            self._exports = ExportTailer(
+                self.config.ray_root, offsets, lambda body: self.accept(body, internal=True)
+            )
+        try:
+            self._exports.tail()
+        except CollectorUnavailable:
+            pass  # the spool is full: the lines wait for the next round
+        except OSError as exc:
+            log.warning("reading export events failed: %s", exc)
+
     def _get_flusher(self) -> Flusher:
         if self._flusher is not None:
             return self._flusher
@@ -273,6 +290,7 @@ class Collector:
         """Stop accepting, write everything, ship the remaining logs, mark the node's
         sessions ended. True when everything acknowledged is in the lake."""
         self.draining = True
+        self.tail_exports()
         self.ship_logs(everything=True)
         if self._shipper is not None:
             self._shipper.stop()

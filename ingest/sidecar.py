@@ -87,6 +87,7 @@ def run(config: CollectorConfig) -> int:
 
     def log_loop() -> None:
         while not exit_signal.wait(config.log_interval):
+            collector.tail_exports()
             collector.ship_logs()
 
     threading.Thread(target=flush_loop, name="flusher", daemon=True).start()
