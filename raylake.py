@@ -240,7 +240,8 @@ def cmd_compact(args: argparse.Namespace) -> int:
     report = compact(lake, target_bytes=args.target_mb * 1024 * 1024)
     print(
         f"{report.partitions} partitions compacted: {report.parts_read} parts merged into "
-        f"{report.parts_written}, {report.rows_dropped:,} duplicate rows dropped"
+        f"{report.parts_written}, {report.rows_dropped:,} duplicate rows dropped; "
+        f"{report.log_files_joined} shipped log files joined into whole files"
     )
     return 0
 

@@ -18,7 +18,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
+from lake.catalog import read_entries
 from lake.layout import EVENTS, check_writer
+from lake.logfiles import assemble
 from lake.parts import SORT_KEYS, parquet_bytes
 from lake.schemas import SCHEMAS
 from lake.store import Lake
@@ -33,6 +35,7 @@ class CompactReport:
     parts_read: int = 0
     parts_written: int = 0
     rows_dropped: int = 0
+    log_files_joined: int = 0
 
 
 def _partitions(lake: Lake, table: str) -> dict[str, list[str]]:
@@ -66,6 +69,12 @@ def _deduplicated(table: pa.Table) -> pa.Table:
 
 def compact(lake: Lake, *, target_bytes: int = TARGET_BYTES) -> CompactReport:
     report = CompactReport()
+    # Log files shipped in parts become whole once their node's session has ended.
+    for entry in read_entries(lake):
+        if entry.ended:
+            report.log_files_joined += assemble(
+                lake, entry.cluster_key, entry.session, entry.node_id
+            )
     for table, schema in SCHEMAS.items():
         for directory, parts in sorted(_partitions(lake, table).items()):
             groups = _groups(lake, parts, target_bytes)

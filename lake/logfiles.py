@@ -11,12 +11,15 @@ rotated file ships nothing again, and each interval costs only the bytes that ch
 
 from __future__ import annotations
 
+import io
 import re
 from dataclasses import dataclass
 
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
-from lake.layout import ClusterKey, log_index_path
+from lake.layout import ClusterKey, log_file_path, log_index_path, logs_dir
 from lake.parts import parquet_bytes
 from lake.store import Lake
 
@@ -81,6 +84,40 @@ def describe(path: str) -> dict[str, str | int | None]:
     elif match := _SUBMISSION.fullmatch(name):
         found["submission_id"] = match[1]
     return found
+
+
+def read_index(lake: Lake, cluster: ClusterKey, session: str, node_id: str) -> list[LogFile]:
+    path = log_index_path(cluster, session, node_id)
+    if not lake.exists(path):
+        return []
+    table = pq.read_table(io.BytesIO(lake.read_bytes(path)))
+    times = pc.cast(table["modified_time"], pa.int64()).to_pylist()
+    return [
+        LogFile(row["path"], row["size"], row["inode"], row["stored_as"], modified)
+        for row, modified in zip(
+            table.select(["path", "size", "inode", "stored_as"]).to_pylist(), times, strict=True
+        )
+    ]
+
+
+def assemble(lake: Lake, cluster: ClusterKey, session: str, node_id: str) -> int:
+    """Join the parts of a node's shipped files into whole files at their paths, once
+    the node's session has ended; return how many files were joined."""
+    files = read_index(lake, cluster, session, node_id)
+    joined = 0
+    for i, f in enumerate(files):
+        if f.stored_as != "parts" or f.inode is None:
+            continue
+        parts_dir = f"{logs_dir(cluster, session, node_id)}/_parts/{f.inode}"
+        parts = list(lake.list_files(parts_dir, ".part"))
+        target = log_file_path(cluster, session, node_id, f.path)
+        lake.write_chunks(target, (lake.read_bytes(p) for p in parts))
+        files[i] = LogFile(f.path, lake.size(target), None, "whole", f.modified_ns)
+        write_index(lake, cluster, session, node_id, files)  # before the parts go
+        for part in parts:
+            lake.delete(part)
+        joined += 1
+    return joined
 
 
 def write_index(

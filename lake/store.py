@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -140,6 +140,28 @@ class Lake:
         try:
             with temporary.open("wb") as f:
                 f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            temporary.replace(final)
+        finally:
+            temporary.unlink(missing_ok=True)
+
+    def write_chunks(self, path: str, chunks: Iterable[bytes]) -> None:
+        """Write a whole file from pieces, atomically, without holding it in memory
+        (an object store gets one multipart upload, visible once complete)."""
+        target = self.full(path)
+        if not self.is_local:
+            with self.fs.open(target, "wb") as f:
+                for chunk in chunks:
+                    f.write(chunk)
+            return
+        final = Path(target)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        temporary = final.with_name(f".{final.name}.{uuid.uuid4().hex}.tmp")
+        try:
+            with temporary.open("wb") as f:
+                for chunk in chunks:
+                    f.write(chunk)
                 f.flush()
                 os.fsync(f.fileno())
             temporary.replace(final)

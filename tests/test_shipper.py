@@ -6,6 +6,8 @@ import time
 from pathlib import Path
 
 from ingest.shipper import LogShipper
+from lake.catalog import CatalogEntry, update_entry
+from lake.compact import compact
 from lake.store import Lake
 from query.engine import connect
 
@@ -115,3 +117,34 @@ def test_watched_changes_ship_without_a_full_scan(tmp_path: Path) -> None:
         shipped += shipper.ship().bytes
     shipper.stop()
     assert shipped == len(b"b\n") + len(b"gcs\n")
+
+
+def test_compaction_joins_the_parts_of_an_ended_session(tmp_path: Path) -> None:
+    root = tmp_path / "ray"
+    logs = make_session(root, SESSION, HEAD_NODE)
+    lake_dir = tmp_path / "lake"
+    lake = Lake(str(lake_dir), create=True)
+    worker_log = logs / f"worker-{'c' * 56}-01000000-4242.out"
+    shipper = LogShipper(lambda: lake, CLUSTER, root, tmp_path / "state.json")
+    for n in range(3):  # three intervals: three parts
+        with worker_log.open("ab") as f:
+            f.write(f"line {n}\n".encode() * 100)
+        shipper.ship(everything=True)
+    assert part_count(lake_dir) == 3
+
+    assert compact(lake).log_files_joined == 0  # the session still runs: parts stay
+
+    def end(entry: CatalogEntry) -> bool:
+        entry.ended = True
+        return True
+
+    update_entry(lake, CLUSTER, SESSION, HEAD_NODE, end)
+    assert compact(lake).log_files_joined == 1
+    whole = lake_dir / f"logs/cluster={CLUSTER.key}/session={SESSION}/node={HEAD_NODE}"
+    assert (whole / worker_log.name).read_bytes() == worker_log.read_bytes()
+    assert part_count(lake_dir) == 0
+    query = "SELECT path, size, stored_as FROM log_files"
+    assert connect(lake).sql(query).fetchall() == [
+        (worker_log.name, worker_log.stat().st_size, "whole")
+    ]
+    assert compact(lake).log_files_joined == 0  # nothing left to join
