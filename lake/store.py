@@ -130,25 +130,15 @@ class Lake:
 
     def write_bytes(self, path: str, data: bytes) -> None:
         """Write a whole file atomically."""
-        target = self.full(path)
-        if not self.is_local:
-            self.fs.pipe_file(target, data)
-            return
-        final = Path(target)
-        final.parent.mkdir(parents=True, exist_ok=True)
-        temporary = final.with_name(f".{final.name}.{uuid.uuid4().hex}.tmp")
-        try:
-            with temporary.open("wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            temporary.replace(final)
-        finally:
-            temporary.unlink(missing_ok=True)
+        if self.is_local:
+            self.write_chunks(path, [data])
+        else:
+            self.fs.pipe_file(self.full(path), data)  # one PUT
 
     def write_chunks(self, path: str, chunks: Iterable[bytes]) -> None:
-        """Write a whole file from pieces, atomically, without holding it in memory
-        (an object store gets one multipart upload, visible once complete)."""
+        """Write a whole file from pieces, atomically, without holding it in memory: a
+        local file is written beside its target and renamed over it; an object store
+        gets one (multipart) upload, visible once complete."""
         target = self.full(path)
         if not self.is_local:
             with self.fs.open(target, "wb") as f:
