@@ -36,7 +36,7 @@ from ingest.settings import CollectorConfig
 from ingest.shipper import LogShipper
 from ingest.snapshots import Snapshotter
 from ingest.spool import Spool, SpoolFull, read_segment
-from lake.catalog import read_entries, write_entry
+from lake.catalog import CatalogEntry, update_entry
 from lake.layout import ClusterKey
 from lake.store import Lake
 
@@ -219,6 +219,20 @@ class Collector:
             return
         self.metrics.log_bytes.inc(report.bytes)
 
+    def _end_entries(self) -> None:
+        """Mark ended the catalog entries this collector kept (no scan of the catalog)."""
+        entries = set()
+        for keeper in (self._flusher, self._shipper):
+            if keeper is not None:
+                entries |= keeper.entries
+
+        def end(entry: CatalogEntry) -> bool:
+            entry.ended = True
+            return True
+
+        for session, node in sorted(entries):
+            update_entry(self.lake(), self.cluster, session, node, end)
+
     def tail_exports(self) -> None:
         """Take the new lines of Ray's export-event files (a refusal waits a round)."""
         if self._exports is None:
@@ -302,12 +316,7 @@ class Collector:
                 if time.monotonic() + 1.0 > deadline:
                     return False
                 time.sleep(1.0)
-        if self._flusher is not None:
-            lake, node = self._flusher.lake, self._flusher.node_id
-            for entry in read_entries(lake):
-                if entry.node_id == node and entry.cluster_key == self.cluster:
-                    entry.ended = True
-                    write_entry(lake, entry)
+        self._end_entries()
         self.spool.close()
         if self._snapshotter is not None:
             self._snapshotter.close()

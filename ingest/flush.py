@@ -89,6 +89,7 @@ class Flusher:
         self.pending: dict[str, SegmentRows] = {}  # by segment name
         # Events written lately: a segment read back from disk leaves them out again.
         self.written: set[bytes] = set()
+        self.entries: set[tuple[str, str]] = set()  # (session, node) catalog entries kept
         self._written_order: deque[bytes] = deque()
 
     def write_sealed(self) -> FlushReport:
@@ -175,3 +176,4 @@ class Flusher:
                 return True
 
             update_entry(self.lake, self.cluster, session, self.node_id, add)
+            self.entries.add((session, self.node_id))

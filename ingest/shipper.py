@@ -74,6 +74,7 @@ class LogShipper:
         self.state_file = state_file
         self.shipped: dict[str, int] = self._load()  # "<dev>:<inode>" -> bytes
         self.files: dict[Path, dict[str, LogFile]] = {}  # session dir -> path -> file
+        self.entries: set[tuple[str, str]] = set()  # (session, node) catalog entries kept
         self._dirty = _Dirty()
         self._observer: BaseObserver | None = None
 
@@ -136,6 +137,7 @@ class LogShipper:
             return True
 
         update_entry(self.lake(), self.cluster, session, node, count)
+        self.entries.add((session, node))
 
     @staticmethod
     def _candidates(logs: Path, scan: bool, dirty: set[str]) -> list[Path]:
