@@ -74,6 +74,7 @@ from typing import Any  # noqa: E402
 import httpx  # noqa: E402
 
 from bench import synthetic  # noqa: E402
+from bench.report import count, load_average  # noqa: E402
 
 TARGET_EVENTS_PER_CORE = 100_000
 TARGET_EVENTS_PER_S = 20_000
@@ -588,18 +589,6 @@ def print_profile(path: Path, top: int, events: int) -> None:
 # Input and output.
 
 
-def prepare_input(directory: Path, spec: synthetic.Spec) -> tuple[synthetic.Manifest, bool]:
-    """Generate the input into `directory`, or reuse one generated with the same spec."""
-    manifest = synthetic.read_manifest(directory)
-    if manifest is not None and manifest.spec == spec:
-        return manifest, True
-    if directory.exists():
-        if not {p.name for p in directory.iterdir()} <= {synthetic.POSTS, synthetic.MANIFEST}:
-            raise SystemExit(f"{directory} exists and is not a generated input; not touching it")
-        shutil.rmtree(directory)
-    return synthetic.generate(directory, spec), False
-
-
 def filesystem(path: Path) -> str:
     """The type of the filesystem holding `path` (fsync costs depend on it)."""
     best, kind = "", "unknown"
@@ -611,20 +600,8 @@ def filesystem(path: Path) -> str:
     return kind
 
 
-def _n(value: float) -> str:
-    return f"{value:,.0f}"
-
-
 def _mib(value: float) -> str:
     return f"{value / 2**20:,.1f} MiB"
-
-
-def load() -> str:
-    try:
-        one, five, _ = os.getloadavg()
-    except OSError:
-        return "load average unknown"
-    return f"load average {one:.2f} (1 min), {five:.2f} (5 min)"
 
 
 def versions() -> str:
@@ -640,11 +617,11 @@ def versions() -> str:
 
 def print_run(run: Run, expected: int) -> None:
     print(
-        f"  run {run.label}: {_n(run.events)} events in {_n(run.bodies)} bodies; "
-        f"intake {run.intake_wall:.2f} s wall = {_n(run.rate)} events/s, "
+        f"  run {run.label}: {count(run.events)} events in {count(run.bodies)} bodies; "
+        f"intake {run.intake_wall:.2f} s wall = {count(run.rate)} events/s, "
         f"CPU {run.intake_cpu:.2f} s ({run.intake_sys:.2f} system); "
         f"drain {run.drain_wall:.2f} s wall, CPU {run.drain_cpu:.2f} s "
-        f"({run.drain_sys:.2f} system); {_n(run.per_core)} events/s per core "
+        f"({run.drain_sys:.2f} system); {count(run.per_core)} events/s per core "
         f"({run.cpu_per_100k:.2f} CPU s per 100k); "
         f"peak RSS VmHWM {_mib(run.hwm)}, ru_maxrss {_mib(run.maxrss)}"
     )
@@ -652,7 +629,7 @@ def print_run(run: Run, expected: int) -> None:
         f"    ready in {run.ready_s:.1f} s (start-up CPU {run.startup_cpu:.2f} s, excluded; "
         f"RSS then {_mib(run.ready_rss)}); "
         f"clients' CPU {run.client_cpu:.2f} s (this process); "
-        f"lake counts {_n(run.lake_events)} events"
+        f"lake counts {count(run.lake_events)} events"
         + (f"; throttled {run.throttle_stops:,} times" if run.throttle_stops else "")
         + (f"; {run.retries} retried after 503" if run.retries else "")
     )
@@ -660,9 +637,9 @@ def print_run(run: Run, expected: int) -> None:
     if run.errors:
         problems.append(f"errors {run.errors}")
     if run.events != expected:
-        problems.append(f"{_n(run.events)} of {_n(expected)} events accepted")
+        problems.append(f"{count(run.events)} of {count(expected)} events accepted")
     if run.lake_events != run.events:
-        problems.append(f"the lake counts {_n(run.lake_events)}, not {_n(run.events)}")
+        problems.append(f"the lake counts {count(run.lake_events)}, not {count(run.events)}")
     if run.exit_status != 0:
         problems.append(f"exit status {run.exit_status}")
     if problems:
@@ -676,8 +653,8 @@ def print_summary(runs: list[Run], limited: Run | None) -> None:
     per_core, peak = med("per_core"), max(r.peak for r in runs)
     print(f"summary (median of {len(runs)} run(s); ratio = measured / target):")
     rows = [
-        ("events/s accepted (wall)", f"{_n(med('rate'))}", ""),
-        ("  with the drain", f"{_n(med('rate_with_drain'))}", ""),
+        ("events/s accepted (wall)", f"{count(med('rate'))}", ""),
+        ("  with the drain", f"{count(med('rate_with_drain'))}", ""),
         (
             "CPU s per 100k events",
             f"{med('cpu_per_100k'):.3f}",
@@ -687,16 +664,16 @@ def print_summary(runs: list[Run], limited: Run | None) -> None:
         ),
         (
             "events/s per core",
-            _n(per_core),
-            f"target >= {_n(TARGET_EVENTS_PER_CORE)}  "
+            count(per_core),
+            f"target >= {count(TARGET_EVENTS_PER_CORE)}  "
             f"ratio {per_core / TARGET_EVENTS_PER_CORE:.2f}x  "
             + ("meets" if per_core >= TARGET_EVENTS_PER_CORE else "BELOW"),
         ),
-        ("  intake alone", _n(med("intake_per_core")), "(without the final flush)"),
+        ("  intake alone", count(med("intake_per_core")), "(without the final flush)"),
         (
             "  so at 0.2 CPU",
-            _n(per_core * TARGET_CPU),
-            f"target >= {_n(TARGET_EVENTS_PER_S)} events/s  "
+            count(per_core * TARGET_CPU),
+            f"target >= {count(TARGET_EVENTS_PER_S)} events/s  "
             f"ratio {per_core * TARGET_CPU / TARGET_EVENTS_PER_S:.2f}x",
         ),
         (
@@ -712,15 +689,15 @@ def print_summary(runs: list[Run], limited: Run | None) -> None:
         rows.append(
             (
                 f"at {limited.cpu_limit} CPU (emulated)",
-                _n(rate),
-                f"target >= {_n(TARGET_EVENTS_PER_S)} events/s  "
+                count(rate),
+                f"target >= {count(TARGET_EVENTS_PER_S)} events/s  "
                 f"ratio {rate / TARGET_EVENTS_PER_S:.2f}x  "
                 + ("meets" if rate >= TARGET_EVENTS_PER_S else "BELOW")
                 + f"  (CPU used {used:.2f}; peak RSS {_mib(limited.peak)})",
             )
         )
         ratio = drained / TARGET_EVENTS_PER_S
-        rows.append(("  with the drain", _n(drained), f"ratio {ratio:.2f}x"))
+        rows.append(("  with the drain", count(drained), f"ratio {ratio:.2f}x"))
     for name, value, note in rows:
         print(f"  {name:<26} {value:>12}   {note}")
 
@@ -773,19 +750,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         return profile_child(Path(argv[1]), argv[2:])
     args = parse_args(argv)
     sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
-    print(f"raylake collector benchmark: {versions()}; {load()}")
+    print(f"raylake collector benchmark: {versions()}; {load_average()}")
     spec = synthetic.Spec(
         events=args.events, seed=args.seed, min_body=MIN_BODY, max_body=MAX_BODY, jsonl_share=0
     )
     with tempfile.TemporaryDirectory(prefix="raylake-bench-collector-") as temporary:
         work = args.keep.resolve() if args.keep else Path(temporary)
         work.mkdir(parents=True, exist_ok=True)
-        manifest, reused = prepare_input(work / "input", spec)
+        manifest, reused = synthetic.prepare(work / "input", spec)
         files = synthetic.input_files(work / "input")
         m = manifest
         how = "reused" if reused else f"generated in {m.seconds:.1f} s"
         print(
-            f"input: {_n(m.events)} events in {_n(m.bodies)} bodies of {MIN_BODY}-{MAX_BODY} "
+            f"input: {count(m.events)} events in {count(m.bodies)} bodies of {MIN_BODY}-{MAX_BODY} "
             f"(mean {m.events / m.bodies:.0f} events, {m.body_bytes / m.bodies / 1e3:.0f} kB), "
             f"{m.body_bytes / 1e6:,.0f} MB of JSON; {how}; at {work / 'input'}"
         )
@@ -812,7 +789,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print_run(limited, m.events)
         if args.profile:
             out = work / "collector.prof"
-            print(f"profiled run (cProfile in every collector thread; {load()}):")
+            print(f"profiled run (cProfile in every collector thread; {load_average()}):")
             profiled = run_once("profile", work, files, args, profile_out=out)
             print_run(profiled, m.events)
             print_profile(out, args.profile, profiled.events)

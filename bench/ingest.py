@@ -62,6 +62,7 @@ import pyarrow as pa  # noqa: E402
 
 import ingest.load  # noqa: E402
 from bench import synthetic  # noqa: E402
+from bench.report import count, load_average  # noqa: E402
 from ingest.load import BATCH_EVENTS, read_bodies  # noqa: E402
 from ingest.normalize import normalize  # noqa: E402
 from ingest.parse import parse_body  # noqa: E402
@@ -273,18 +274,6 @@ def _tree_bytes(path: Path) -> int:
 # Work directories.
 
 
-def prepare_input(directory: Path, spec: synthetic.Spec) -> tuple[synthetic.Manifest, bool]:
-    """Generate the input into `directory`, or reuse one generated with the same spec."""
-    manifest = synthetic.read_manifest(directory)
-    if manifest is not None and manifest.spec == spec:
-        return manifest, True
-    if directory.exists():
-        if not {p.name for p in directory.iterdir()} <= {synthetic.POSTS, synthetic.MANIFEST}:
-            raise SystemExit(f"{directory} exists and is not a generated input; not touching it")
-        shutil.rmtree(directory)
-    return synthetic.generate(directory, spec), False
-
-
 def fresh_lake(directory: Path) -> Path:
     if directory.exists():
         if any(directory.iterdir()) and not (directory / "_lake.json").is_file():
@@ -295,10 +284,6 @@ def fresh_lake(directory: Path) -> Path:
 
 # ---------------------------------------------------------------------------------------
 # Output.
-
-
-def _n(value: float) -> str:
-    return f"{value:,.0f}"
 
 
 def _mb(value: float) -> str:
@@ -316,22 +301,13 @@ def versions() -> str:
     )
 
 
-def load() -> str:
-    """The load average: wall-clock figures mean little on a busy machine."""
-    try:
-        one, five, _ = os.getloadavg()
-    except OSError:
-        return "load average unknown"
-    return f"load average {one:.2f} (1 min), {five:.2f} (5 min)"
-
-
 def print_input(manifest: synthetic.Manifest, reused: bool, where: Path) -> None:
     m = manifest
     how = "reused" if reused else f"generated in {m.seconds:.1f} s"
     print(
-        f"input: {_n(m.events)} events in {_n(m.bodies)} bodies "
-        f"(mean {m.events / m.bodies:.0f} events/body), {_n(m.files)} files "
-        f"({_n(m.json_files)} .json, {_n(m.jsonl_gz_files)} .jsonl.gz), "
+        f"input: {count(m.events)} events in {count(m.bodies)} bodies "
+        f"(mean {m.events / m.bodies:.0f} events/body), {count(m.files)} files "
+        f"({count(m.json_files)} .json, {count(m.jsonl_gz_files)} .jsonl.gz), "
         f"{_mb(m.body_bytes)} of JSON, {_mb(m.bytes_on_disk)} on disk; "
         f"{m.replicas} replicas of the capture; {how}"
     )
@@ -356,13 +332,13 @@ def print_conversion(runs: list[Run], bodies: int) -> float:
     first = runs[0]
     print(
         f"JSON -> Arrow (parse_body + normalize + to_table), one process, sample of "
-        f"{_n(first.events)} events in {bodies} bodies -> {_n(first.rows)} rows, "
+        f"{count(first.events)} events in {bodies} bodies -> {count(first.rows)} rows, "
         f"{len(runs)} runs after a warm-up, cyclic GC {gc_note()}:"
     )
     for i, run in enumerate(runs, 1):
         print(
-            f"  run {i}: CPU {run.cpu:6.3f} s = {_n(run.cpu_rate):>9} events/s per core; "
-            f"wall {run.wall:6.3f} s = {_n(run.wall_rate):>9} events/s"
+            f"  run {i}: CPU {run.cpu:6.3f} s = {count(run.cpu_rate):>9} events/s per core; "
+            f"wall {run.wall:6.3f} s = {count(run.wall_rate):>9} events/s"
         )
     cpu_rate = statistics.median(r.cpu_rate for r in runs)
     wall_rate = statistics.median(r.wall_rate for r in runs)
@@ -371,12 +347,15 @@ def print_conversion(runs: list[Run], bodies: int) -> float:
         for name in ("parse", "normalize", "to_table")
     }
     total = sum(stages.values())
-    print(f"  median: {_n(cpu_rate)} events/s per core (CPU time), {_n(wall_rate)} events/s wall")
+    print(
+        f"  median: {count(cpu_rate)} events/s per core (CPU time), "
+        f"{count(wall_rate)} events/s wall"
+    )
     print(
         "  median CPU by stage: "
         + ", ".join(
             f"{name} {seconds:.3f} s ({_pct(seconds, total)}, "
-            f"{_n(first.events / seconds)} events/s alone)"
+            f"{count(first.events / seconds)} events/s alone)"
             for name, seconds in stages.items()
         )
     )
@@ -386,12 +365,12 @@ def print_conversion(runs: list[Run], bodies: int) -> float:
 def print_end_to_end(e: dict[str, Any], manifest: synthetic.Manifest, batch_events: int) -> int:
     print(
         f"end-to-end ingest_paths (child process, fresh local lake, "
-        f"batch_events={_n(batch_events)}):"
+        f"batch_events={count(batch_events)}):"
     )
     print(
-        f"  {_n(e['events'])} events, {_n(e['bodies'])} bodies, {_n(e['files'])} files "
-        f"in {e['wall']:.1f} s wall = {_n(e['events'] / e['wall'])} events/s "
-        f"(CPU {e['cpu']:.1f} s = {_n(e['events'] / e['cpu'])} events/s per core; "
+        f"  {count(e['events'])} events, {count(e['bodies'])} bodies, {count(e['files'])} files "
+        f"in {e['wall']:.1f} s wall = {count(e['events'] / e['wall'])} events/s "
+        f"(CPU {e['cpu']:.1f} s = {count(e['events'] / e['cpu'])} events/s per core; "
         f"child process {e['process_wall']:.1f} s wall with start-up)"
     )
     print(
@@ -401,7 +380,7 @@ def print_end_to_end(e: dict[str, Any], manifest: synthetic.Manifest, batch_even
     if e["rejected_count"] or e["events"] != manifest.events:
         print(
             f"  WARNING: {e['rejected_count']} files rejected, "
-            f"{_n(e['events'])} of {_n(manifest.events)} events ingested: {e['rejected']}"
+            f"{count(e['events'])} of {count(manifest.events)} events ingested: {e['rejected']}"
         )
     peak = int(e["vm_hwm"] or e["ru_maxrss"])
     by_progress = ", ".join(f"{pct}%: {_mb(rss)}" for pct, rss in e["rss_by_progress"])
@@ -418,12 +397,12 @@ def print_summary(cpu_rate: float, e: dict[str, Any], peak: int) -> None:
     ratio = cpu_rate / TARGET_EVENTS_PER_CORE
     verdict = "meets" if ratio >= 1 else "BELOW"
     print(
-        f"  JSON -> Arrow    {_n(cpu_rate):>10} events/s per core   target >= "
-        f"{_n(TARGET_EVENTS_PER_CORE)}   ratio {ratio:.2f}x  {verdict}"
+        f"  JSON -> Arrow    {count(cpu_rate):>10} events/s per core   target >= "
+        f"{count(TARGET_EVENTS_PER_CORE)}   ratio {ratio:.2f}x  {verdict}"
     )
     print(
-        f"  end-to-end       {_n(e['events'] / e['wall']):>10} events/s (wall)     "
-        f"{_n(e['events'] / e['cpu'])} events/s per core (CPU)"
+        f"  end-to-end       {count(e['events'] / e['wall']):>10} events/s (wall)     "
+        f"{count(e['events'] / e['cpu'])} events/s per core (CPU)"
     )
     ratio = peak / TARGET_RSS_BYTES
     verdict = "meets" if ratio < 1 else "OVER"
@@ -475,12 +454,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return child(input_dir, lake_dir, args.batch_events)
     # The child's progress goes to stderr: keep this process's lines in order with it.
     sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
-    print(f"raylake ingest benchmark: {versions()}; {load()}")
+    print(f"raylake ingest benchmark: {versions()}; {load_average()}")
     spec = synthetic.Spec(events=args.events, seed=args.seed)
     with tempfile.TemporaryDirectory(prefix="raylake-bench-") as temporary:
         work = args.keep.resolve() if args.keep else Path(temporary)
         work.mkdir(parents=True, exist_ok=True)
-        manifest, reused = prepare_input(work / "input", spec)
+        manifest, reused = synthetic.prepare(work / "input", spec)
         posts = synthetic.posts_dir(work / "input")
         print_input(manifest, reused, posts)
 
@@ -494,7 +473,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         gc.collect()
 
         lake = fresh_lake(work / "lake")
-        print(f"end-to-end ingest starting; {load()}")
+        print(f"end-to-end ingest starting; {load_average()}")
         e = end_to_end(posts, lake, args.batch_events)
         peak = print_end_to_end(e, manifest, args.batch_events)
         print_summary(cpu_rate, e, peak)

@@ -40,6 +40,7 @@ import json
 import math
 import random
 import re
+import shutil
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -502,3 +503,15 @@ def input_files(out: Path) -> list[Path]:
 
 def capture_mix(posts: Path = CAPTURE) -> dict[str, int]:
     return dict(Counter(e["eventType"] for e in load_capture(posts)).most_common())
+
+
+def prepare(directory: Path, spec: Spec) -> tuple[Manifest, bool]:
+    """Generate the input into `directory`, or reuse one generated with the same spec."""
+    manifest = read_manifest(directory)
+    if manifest is not None and manifest.spec == spec:
+        return manifest, True
+    if directory.exists():
+        if not {p.name for p in directory.iterdir()} <= {POSTS, MANIFEST}:
+            raise SystemExit(f"{directory} exists and is not a generated input; not touching it")
+        shutil.rmtree(directory)
+    return generate(directory, spec), False
