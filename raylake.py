@@ -3,6 +3,8 @@
 raylake ingest  --lake LAKE --namespace NS --cluster NAME PATH...
 raylake sql     --lake LAKE [--format table|csv|json|parquet] "SELECT ..."
 raylake catalog --lake LAKE
+raylake collect --lake LAKE --cluster NAME --role head|worker
+raylake serve   --lake LAKE [--host 127.0.0.1] [--port 8080]
 raylake views
 """
 
@@ -257,6 +259,27 @@ def cmd_collect(args: argparse.Namespace) -> int:
     return run_collector(config)
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    from web.app import ServerConfig
+    from web.app import run as run_server
+
+    if not args.lake:
+        raise SystemExit("raylake serve: --lake is required (or set RAYLAKE_LAKE)")
+    _open_lake(args)  # a missing lake or a newer format: one clear line, before serving
+    config = ServerConfig(
+        lake=args.lake,
+        s3_endpoint_url=args.s3_endpoint_url,
+        host=args.host,
+        port=args.port,
+        auth_token=args.auth_token or None,
+        dashboard_dirs=tuple(args.dashboard_dir),
+        cache_dir=args.cache_dir,
+        recheck_seconds=args.recheck_seconds,
+        cors_origins=tuple(args.cors_origin),
+    )
+    return run_server(config)
+
+
 def cmd_views(args: argparse.Namespace) -> int:
     from query.engine import view_names
 
@@ -325,6 +348,55 @@ def parser() -> argparse.ArgumentParser:
     )
     add_collector_arguments(collect)
     collect.set_defaults(run=cmd_collect)
+
+    serve = commands.add_parser(
+        "serve", help="the history server: Ray's dashboard API and UI for stored sessions"
+    )
+    _lake_arguments(serve)
+    serve.add_argument(
+        "--host",
+        default=os.environ.get("RAYLAKE_SERVE_HOST", "127.0.0.1"),
+        help="address to listen on (env RAYLAKE_SERVE_HOST; 127.0.0.1)",
+    )
+    serve.add_argument(
+        "--port",
+        type=int,
+        default=int(os.environ.get("RAYLAKE_SERVE_PORT", "8080")),
+        help="port to listen on (env RAYLAKE_SERVE_PORT; 8080)",
+    )
+    serve.add_argument(
+        "--auth-token",
+        default=os.environ.get("RAYLAKE_AUTH_TOKEN"),
+        help="require this token on every route but health checks (env RAYLAKE_AUTH_TOKEN)",
+    )
+    serve.add_argument(
+        "--dashboard-dir",
+        type=Path,
+        action="append",
+        default=[],
+        help="a Ray Dashboard build (client/build) to serve; once per Ray version "
+        "(default: the one in the installed ray package)",
+    )
+    serve.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=None,
+        help="local copies of a remote lake's session state (default: a temporary directory)",
+    )
+    serve.add_argument(
+        "--recheck-seconds",
+        type=float,
+        default=2.0,
+        help="how long an answer may reuse a session's state before the catalog is "
+        "checked for newer data (2)",
+    )
+    serve.add_argument(
+        "--cors-origin",
+        action="append",
+        default=[],
+        help="allow browser requests from this origin (repeatable; CORS is off by default)",
+    )
+    serve.set_defaults(run=cmd_serve)
 
     views = commands.add_parser("views", help="list the views SQL can read")
     views.set_defaults(run=cmd_views)

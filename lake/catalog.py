@@ -21,6 +21,7 @@ from lake.layout import (
     CATALOG,
     ClusterKey,
     catalog_path,
+    catalog_session_dir,
     events_session_dir,
 )
 from lake.schemas import SCHEMAS
@@ -59,6 +60,14 @@ def read_entries(lake: Lake) -> list[CatalogEntry]:
     return [
         msgspec.json.decode(lake.read_bytes(path), type=CatalogEntry)
         for path in lake.list_files(CATALOG, ".json")
+    ]
+
+
+def read_session_entries(lake: Lake, cluster: ClusterKey, session: str) -> list[CatalogEntry]:
+    """The entries of one session's nodes, listing only that session's directory."""
+    return [
+        msgspec.json.decode(lake.read_bytes(path), type=CatalogEntry)
+        for path in lake.list_files(catalog_session_dir(cluster, session), ".json")
     ]
 
 

@@ -5,7 +5,8 @@
     raw/cluster=<ns>.<name>/session=<session>/node=<node_id>/<body sha256>.json.gz
     raw/cluster=<ns>.<name>/session=<session>/node=<node_id>/seg-<node_id>-<n>.jsonl.gz
     events/<table>/cluster=<ns>.<name>/session=<session>/date=<YYYY-MM-DD>/part-<writer>-<ingest>.parquet
-    state/<entity>/cluster=<ns>.<name>/session=<session>/...      (materialized; a later issue)
+    state/<entity>/cluster=<ns>.<name>/session=<session>/<version>.parquet
+    state/_meta/cluster=<ns>.<name>/session=<session>.json
     logs/cluster=<ns>.<name>/session=<session>/node=<node_id>/<path under the session's logs/>
     logs/cluster=<ns>.<name>/session=<session>/node=<node_id>/_parts/<inode>/<start>.part
     logs/_index/cluster=<ns>.<name>/session=<session>/node=<node_id>.parquet
@@ -31,6 +32,7 @@ RAW = "raw"
 EVENTS = "events"
 LOGS = "logs"
 SNAPSHOTS = "snapshots"
+STATE = "state"
 
 _NAMESPACE = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 _NAME = re.compile(r"[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?")
@@ -96,7 +98,7 @@ def _partition(cluster: ClusterKey, session: str) -> str:
 
 
 def catalog_path(cluster: ClusterKey, session: str, node_id: str) -> str:
-    return f"{CATALOG}/{_partition(cluster, session)}/node={check_node(node_id)}.json"
+    return f"{catalog_session_dir(cluster, session)}/node={check_node(node_id)}.json"
 
 
 def raw_path(
@@ -153,7 +155,30 @@ def log_part_path(cluster: ClusterKey, session: str, node_id: str, inode: int, s
 
 def snapshot_body_path(cluster: ClusterKey, session: str, endpoint: str, time_ns: int) -> str:
     """A polled endpoint's body, as the dashboard answered it."""
-    return f"{SNAPSHOTS}/raw/{_partition(cluster, session)}/{check_writer(endpoint)}/{time_ns}.json"
+    return f"{snapshot_session_dir(cluster, session)}/{check_writer(endpoint)}/{time_ns}.json"
+
+
+def snapshot_session_dir(cluster: ClusterKey, session: str) -> str:
+    """Every polled body of one session, under `<endpoint>/<time ns>.json`."""
+    return f"{SNAPSHOTS}/raw/{_partition(cluster, session)}"
+
+
+def catalog_session_dir(cluster: ClusterKey, session: str) -> str:
+    return f"{CATALOG}/{_partition(cluster, session)}"
+
+
+def state_path(entity: str, cluster: ClusterKey, session: str, version: str) -> str:
+    """One materialized entity table of a session, as of one version of its inputs."""
+    return f"{state_dir(entity, cluster, session)}/{check_writer(version)}.parquet"
+
+
+def state_dir(entity: str, cluster: ClusterKey, session: str) -> str:
+    return f"{STATE}/{check_writer(entity)}/{_partition(cluster, session)}"
+
+
+def state_meta_path(cluster: ClusterKey, session: str) -> str:
+    """Which version of a session's state is complete (written after its tables)."""
+    return f"{STATE}/_meta/cluster={cluster.key}/session={check_session(session)}.json"
 
 
 def snapshot_table_dir(table: str) -> str:

@@ -14,12 +14,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pyarrow as pa
 from sqlglot import exp
 
-from lake.layout import events_table_dir, log_index_dir, snapshot_table_dir
+from lake.layout import (
+    ClusterKey,
+    events_session_dir,
+    events_table_dir,
+    log_index_dir,
+    snapshot_table_dir,
+)
 from lake.logfiles import INDEX_SCHEMA
 from lake.schemas import OTHER_TABLE, SCHEMAS, SNAPSHOT_SCHEMAS, TASK_STATUS
 from lake.store import Lake
@@ -39,6 +46,18 @@ def snapshot_view_name(table: str) -> str:
 
 
 LOG_FILES_VIEW = "log_files"
+
+
+@dataclass(frozen=True, order=True)
+class SessionRef:
+    """One Ray session of one cluster: what a dashboard request is about."""
+
+    cluster: ClusterKey
+    session: str
+
+    @property
+    def partition(self) -> str:
+        return f"cluster={self.cluster.key}/session={self.session}"
 
 
 @dataclass(frozen=True)
@@ -100,8 +119,21 @@ def _partitioned_view_sql(name: str, source: str) -> str:
     """
 
 
-def _parquet_source(lake: Lake, table: str) -> str:
-    pattern = lake.uri(f"{events_table_dir(table)}/*/*/*/*.parquet")
+def _events_dir(table: str, only: SessionRef | None) -> tuple[str, str]:
+    """The directory of a table's parts, and the glob below it."""
+    if only is None:
+        return events_table_dir(table), "*/*/*/*.parquet"
+    return events_session_dir(table, only.cluster, only.session), "*/*.parquet"
+
+
+def _session_files_dir(files: _SessionFiles, only: SessionRef | None) -> tuple[str, str]:
+    if only is None:
+        return files.directory, files.pattern
+    return f"{files.directory}/{only.partition}", files.pattern.removeprefix("*/*/")
+
+
+def _parquet_source(lake: Lake, directory: str, pattern: str) -> str:
+    pattern = lake.uri(f"{directory}/{pattern}")
     return (
         f"read_parquet({_literal(pattern)}, hive_partitioning = true, union_by_name = true, "
         "hive_types = {'cluster': VARCHAR, 'session': VARCHAR, 'date': DATE})"
@@ -135,16 +167,25 @@ def _define_source(
     return name
 
 
-def connect(lake: Lake, database: str = ":memory:") -> duckdb.DuckDBPyConnection:
-    """A DuckDB connection with every lake view defined."""
-    con = duckdb.connect(database)
+def connect(
+    lake: Lake,
+    database: str = ":memory:",
+    *,
+    only: SessionRef | None = None,
+    config: dict[str, Any] | None = None,
+) -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection with every lake view defined; `only` restricts them to one
+    session's own paths, so its cost does not grow with the lake."""
+    con = duckdb.connect(database, config=config or {})
     if not lake.is_local:
         con.register_filesystem(lake.fs)
-    define_views(con, lake)
+    define_views(con, lake, only)
     return con
 
 
-def define_views(con: duckdb.DuckDBPyConnection, lake: Lake) -> None:
+def define_views(
+    con: duckdb.DuckDBPyConnection, lake: Lake, only: SessionRef | None = None
+) -> None:
     statuses = exp.Array(expressions=[exp.Literal.string(s) for s in TASK_STATUS])
     con.execute(
         f"CREATE OR REPLACE MACRO task_status_rank(s) AS list_position({statuses.sql('duckdb')}, s)"
@@ -155,20 +196,22 @@ def define_views(con: duckdb.DuckDBPyConnection, lake: Lake) -> None:
         "CREATE OR REPLACE MACRO to_us(t) AS to_timestamp(0) + to_microseconds(epoch_ns(t) // 1000)"
     )
     for table, schema in SCHEMAS.items():
+        directory, pattern = _events_dir(table, only)
         source = _define_source(
             con,
             f"_empty_{table}",
-            lake.exists(events_table_dir(table)),
-            _parquet_source(lake, table),
+            lake.exists(directory),
+            _parquet_source(lake, directory, pattern),
             _empty(schema, ("cluster", "session", "date")),
         )
         con.execute(_event_view_sql(table, source))
     for files in _SESSION_FILES:
+        directory, pattern = _session_files_dir(files, only)
         source = _define_source(
             con,
             f"_empty_{files.view}",
-            lake.exists(files.directory),
-            _hive_source(lake.uri(f"{files.directory}/{files.pattern}"), ("cluster", "session")),
+            lake.exists(directory),
+            _hive_source(lake.uri(f"{directory}/{pattern}"), ("cluster", "session")),
             _empty(files.schema, ("cluster", "session")),
         )
         con.execute(_partitioned_view_sql(files.view, source))

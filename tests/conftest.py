@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import httpx
 import pytest
 
 from ingest.load import ingest_paths
@@ -13,6 +15,9 @@ from ingest.logs import store_log_dir
 from ingest.snapshots import store_snapshot
 from lake.layout import ClusterKey
 from lake.store import Lake
+
+if TYPE_CHECKING:
+    from server import Server
 
 SAMPLE = Path(__file__).parent / "fixtures" / "ray-2.60-scenario-a"
 POSTS = SAMPLE / "posts"
@@ -52,3 +57,29 @@ def ingest_sample(url: str) -> Lake:
 @pytest.fixture(scope="session")
 def sample_lake(tmp_path_factory: pytest.TempPathFactory) -> Lake:
     return ingest_sample(str(tmp_path_factory.mktemp("lake") / "sample"))
+
+
+@pytest.fixture(scope="session")
+def collected_lake(tmp_path_factory: pytest.TempPathFactory) -> Lake:
+    """The capture stored through two real collectors (head and worker)."""
+    from collected import collect_sample
+
+    return collect_sample(tmp_path_factory.mktemp("collected"))
+
+
+@pytest.fixture(scope="session")
+def server(collected_lake: Lake, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """`raylake serve` over the collected lake."""
+    from server import running_server
+
+    with running_server(collected_lake.url, tmp_path_factory.mktemp("serve")) as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
+def api(server: Server) -> Iterator[httpx.Client]:
+    """An HTTP client of the server that has entered the sample session."""
+    with httpx.Client(base_url=server.url, timeout=60) as client:
+        entered = client.get(f"/enter_cluster/{CLUSTER.namespace}/{CLUSTER.name}/{SESSION}")
+        assert entered.status_code == 200, entered.text
+        yield client

@@ -1,0 +1,276 @@
+"""A session's materialized state: its entity tables, built once from its events and
+kept in the lake under `state/`, then read by the history server.
+
+A state is tied to a *version*: a digest of what its inputs were when it was built
+(the session's catalog entries, which every collector flush and log shipment rewrites,
+and its snapshot bodies). When the inputs move on, the version no longer matches and
+the state is built again, so an answer is never older than the lake. Several servers
+may build the same version at once: they write the same files, and the meta object,
+written last, names a version only once all its tables are complete.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import tempfile
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from lake.catalog import CatalogEntry, read_session_entries
+from lake.layout import snapshot_session_dir, state_dir, state_meta_path, state_path
+from lake.store import Lake
+from query.engine import SessionRef, connect
+
+#: What a session's state holds: one query per table, over the session-only views.
+#: Rows are stored in the order the API lists them, so a page needs no sort.
+STATE_TABLES: dict[str, str] = {
+    "tasks": """
+        SELECT * EXCLUDE (namespace, cluster, session) FROM tasks
+        ORDER BY creation_time NULLS LAST, task_id, attempt_number
+    """,
+    "task_profile": """
+        SELECT task_id, attempt_number, job_id, component_type, component_id,
+               node_ip_address, event_name, epoch_ns(start_time) AS start_ns,
+               epoch_ns(end_time) AS end_ns, extra_data
+        FROM task_profile_events
+        ORDER BY task_id, attempt_number, start_ns, event_name
+    """,
+    "actors": "SELECT * EXCLUDE (namespace, cluster, session) FROM actors ORDER BY actor_id",
+    "jobs": "SELECT * EXCLUDE (namespace, cluster, session) FROM jobs ORDER BY job_id",
+    "nodes": "SELECT * EXCLUDE (namespace, cluster, session) FROM nodes ORDER BY node_id",
+    "workers": """
+        SELECT * EXCLUDE (namespace, cluster, session) FROM workers
+        ORDER BY start_time NULLS LAST, worker_id
+    """,
+    "placement_groups": """
+        SELECT * EXCLUDE (namespace, cluster, session) FROM placement_group_snapshots
+        ORDER BY placement_group_id
+    """,
+    "log_files": """
+        SELECT * EXCLUDE (namespace, cluster, session) FROM log_files
+        ORDER BY node_id, path
+    """,
+}
+
+_CHUNK = 8 * 1024 * 1024
+
+
+class SessionNotFound(LookupError):
+    """No catalog entry names the session."""
+
+
+def inputs_version(lake: Lake, ref: SessionRef) -> tuple[str, list[CatalogEntry]]:
+    """A digest of the session's inputs, and its catalog entries."""
+    entries = read_session_entries(lake, ref.cluster, ref.session)
+    snapshots = list(lake.list_files(snapshot_session_dir(ref.cluster, ref.session), ".json"))
+    marks = [(e.node_id, e.updated_at, e.ended, e.flushed_segment) for e in entries]
+    digest = hashlib.sha256(json.dumps([sorted(marks), snapshots]).encode()).hexdigest()
+    return digest[:20], entries
+
+
+def read_meta(lake: Lake, ref: SessionRef) -> dict[str, Any] | None:
+    path = state_meta_path(ref.cluster, ref.session)
+    if not lake.exists(path):
+        return None
+    meta: dict[str, Any] = json.loads(lake.read_bytes(path))
+    return meta
+
+
+def _file_chunks(path: Path) -> Iterator[bytes]:
+    with path.open("rb") as f:
+        while chunk := f.read(_CHUNK):
+            yield chunk
+
+
+def materialize(lake: Lake, ref: SessionRef, *, memory_limit: str = "512MB") -> str:
+    """Build the session's state from its events and snapshots; returns its version.
+
+    DuckDB streams the session's parts under a memory limit and spills beyond it."""
+    version, _ = inputs_version(lake, ref)
+    work = Path(tempfile.mkdtemp(prefix="raylake-state-"))
+    con = connect(
+        lake,
+        only=ref,
+        config={"memory_limit": memory_limit, "temp_directory": str(work / "spill")},
+    )
+    started = time.monotonic()
+    try:
+        rows = {}
+        for table, sql in STATE_TABLES.items():
+            local = work / f"{table}.parquet"
+            con.execute(
+                f"COPY ({sql}) TO '{local}' "
+                "(FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 122880)"
+            )
+            rows[table] = con.execute(f"SELECT count(*) FROM '{local}'").fetchone()[0]  # type: ignore[index]
+            lake.write_chunks(
+                state_path(table, ref.cluster, ref.session, version), _file_chunks(local)
+            )
+    finally:
+        con.close()
+        shutil.rmtree(work, ignore_errors=True)
+    meta = {
+        "version": version,
+        "tables": sorted(STATE_TABLES),
+        "rows": rows,
+        "built_at": time.time(),
+        "build_seconds": round(time.monotonic() - started, 3),
+    }
+    lake.write_bytes(state_meta_path(ref.cluster, ref.session), json.dumps(meta).encode())
+    _remove_other_versions(lake, ref, version)
+    return version
+
+
+def _remove_other_versions(lake: Lake, ref: SessionRef, keep: str) -> None:
+    for table in STATE_TABLES:
+        for path in lake.list_files(state_dir(table, ref.cluster, ref.session), ".parquet"):
+            if not path.endswith(f"/{keep}.parquet"):
+                lake.delete(path)
+
+
+@dataclass
+class SessionState:
+    """One session's state, readable through the server's DuckDB connection: each
+    table is a view in the session's own schema."""
+
+    ref: SessionRef
+    version: str
+    schema: str
+    entries: list[CatalogEntry]
+    connection: duckdb.DuckDBPyConnection
+    checked: float = field(default_factory=time.monotonic)
+
+    @property
+    def ray_version(self) -> str:
+        return next((e.ray_version for e in self.entries if e.ray_version), "")
+
+    def query(self, sql: str, params: list[Any] | dict[str, Any] | None = None) -> pa.Table:
+        """Run `sql` with this session's tables as the unqualified names."""
+        cursor = self.connection.cursor()
+        try:
+            cursor.execute(f"SET search_path = '{self.schema},main'")
+            table: pa.Table = cursor.sql(sql, params=params).to_arrow_table()
+            return table
+        finally:
+            cursor.close()
+
+
+class StateCache:
+    """The sessions a server has open, each at its newest version.
+
+    A session's inputs are checked again at most every `recheck_seconds`; a changed
+    session is materialized again (once, however many requests wait for it). A remote
+    lake's state files are copied to `cache_dir` first, so queries read local disk.
+    """
+
+    def __init__(
+        self,
+        lake: Lake,
+        *,
+        cache_dir: Path,
+        recheck_seconds: float = 2.0,
+        max_sessions: int = 64,
+        memory_limit: str = "1GB",
+    ) -> None:
+        self.lake = lake
+        self.cache_dir = cache_dir
+        self.recheck_seconds = recheck_seconds
+        self.max_sessions = max_sessions
+        self.connection = duckdb.connect(
+            config={"memory_limit": memory_limit, "temp_directory": str(cache_dir / "spill")}
+        )
+        self._open: OrderedDict[SessionRef, SessionState] = OrderedDict()
+        self._locks: dict[SessionRef, threading.Lock] = {}
+        self._guard = threading.Lock()
+
+    def _lock(self, ref: SessionRef) -> threading.Lock:
+        with self._guard:
+            return self._locks.setdefault(ref, threading.Lock())
+
+    def get(self, ref: SessionRef) -> SessionState:
+        with self._guard:
+            state = self._open.get(ref)
+            if state and time.monotonic() - state.checked < self.recheck_seconds:
+                self._open.move_to_end(ref)
+                return state
+        with self._lock(ref):
+            version, entries = inputs_version(self.lake, ref)
+            if not entries:
+                raise SessionNotFound(
+                    f"no session {ref.session!r} of cluster {ref.cluster.key!r} in the catalog"
+                )
+            state = self._open.get(ref)
+            if state and state.version == version:
+                state.checked = time.monotonic()
+                state.entries = entries
+                return state
+            meta = read_meta(self.lake, ref)
+            if meta is None or meta["version"] != version or not self._complete(ref, version):
+                version = materialize(self.lake, ref)
+            fresh = self._attach(ref, version, entries)
+            with self._guard:
+                previous = self._open.pop(ref, None)
+                self._open[ref] = fresh
+                evicted = [previous] if previous else []
+                while len(self._open) > self.max_sessions:
+                    evicted.append(self._open.popitem(last=False)[1])
+            for old in evicted:
+                self._detach(old)
+            return fresh
+
+    def _complete(self, ref: SessionRef, version: str) -> bool:
+        return all(
+            self.lake.exists(state_path(t, ref.cluster, ref.session, version)) for t in STATE_TABLES
+        )
+
+    def _attach(self, ref: SessionRef, version: str, entries: list[CatalogEntry]) -> SessionState:
+        schema = f"s_{version}"
+        cursor = self.connection.cursor()
+        try:
+            cursor.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+            for table in STATE_TABLES:
+                path = state_path(table, ref.cluster, ref.session, version)
+                location = self._local_copy(path)
+                cursor.execute(
+                    f"CREATE OR REPLACE VIEW {schema}.{table} AS "
+                    f"SELECT * FROM read_parquet('{location}', hive_partitioning = false)"
+                )
+        finally:
+            cursor.close()
+        return SessionState(ref, version, schema, entries, self.connection)
+
+    def _local_copy(self, path: str) -> str:
+        if self.lake.is_local:
+            return self.lake.full(path)
+        local = self.cache_dir / path
+        if not local.exists():
+            local.parent.mkdir(parents=True, exist_ok=True)
+            partial = local.with_name(f".{local.name}.tmp")
+            self.lake.fs.get_file(self.lake.full(path), str(partial))
+            partial.replace(local)
+        return str(local)
+
+    def _detach(self, state: SessionState) -> None:
+        """Drop a replaced or evicted version. A query still running on it keeps the
+        files it opened (local files are unlinked, not truncated)."""
+        if any(s.schema == state.schema for s in self._open.values()):
+            return
+        cursor = self.connection.cursor()
+        try:
+            cursor.execute(f"DROP SCHEMA IF EXISTS {state.schema} CASCADE")
+        finally:
+            cursor.close()
+        if not self.lake.is_local:
+            for table in STATE_TABLES:
+                path = state_path(table, state.ref.cluster, state.ref.session, state.version)
+                (self.cache_dir / path).unlink(missing_ok=True)
