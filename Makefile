@@ -26,17 +26,20 @@ sample: setup
 		--node-id $(HEAD_NODE) --logs $(SAMPLE)/logs/head \
 		--snapshot jobs=$(SAMPLE)/live/api_jobs_.json \
 		--snapshot placement_groups=$(SAMPLE)/live/api_v0_placement_groups_detail_1_limit_10000.json \
-		--snapshot version=$(SAMPLE)/live/api_version.json
+		--snapshot version=$(SAMPLE)/live/api_version.json \
+		--snapshot cluster_metadata=$(SAMPLE)/live/api_v0_cluster_metadata.json \
+		--snapshot timezone=$(SAMPLE)/live/timezone.json
 	$(BIN)/raylake ingest --lake $(LAKE) --namespace default --cluster demo \
 		--session session_2026-11-21_20-42-42_066305_20083 \
 		--node-id $(WORKER_NODE) --logs $(SAMPLE)/logs/worker
 
+# Serve it: Ray's dashboard for the sample session at http://$(HOST):$(PORT).
+HOST ?= 127.0.0.1
+PORT ?= 8080
 run: sample
 	$(BIN)/raylake catalog --lake $(LAKE)
-	$(BIN)/raylake sql --lake $(LAKE) \
-		"SELECT type, state, count(*) AS attempts FROM tasks GROUP BY ALL ORDER BY attempts DESC"
-	$(BIN)/raylake sql --lake $(LAKE) \
-		"SELECT job_id, type, submission_id, status, entrypoint, start_time, end_time FROM jobs ORDER BY job_id"
+	@echo "raylake serves the sample session at http://$(HOST):$(PORT)/ (Ctrl-C stops it)"
+	$(BIN)/raylake serve --lake $(LAKE) --host $(HOST) --port $(PORT)
 
 lint: setup
 	$(BIN)/ruff check .

@@ -5,6 +5,7 @@ raylake sql     --lake LAKE [--format table|csv|json|parquet] "SELECT ..."
 raylake catalog --lake LAKE
 raylake collect --lake LAKE --cluster NAME --role head|worker
 raylake serve   --lake LAKE [--host 127.0.0.1] [--port 8080]
+raylake materialize --lake LAKE [--session NS/NAME/SESSION] [--ended]
 raylake views
 """
 
@@ -280,6 +281,32 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return run_server(config)
 
 
+def cmd_materialize(args: argparse.Namespace) -> int:
+    from query.sessions import list_sessions
+    from query.state import inputs_version, materialize, read_meta
+
+    lake = _open_lake(args)
+    chosen = [s for s in list_sessions(lake) if not args.ended or s.ended]
+    if args.session:
+        chosen = [
+            s
+            for s in chosen
+            if f"{s.ref.cluster.namespace}/{s.ref.cluster.name}/{s.ref.session}" in args.session
+        ]
+    for info in chosen:
+        ref = info.ref
+        meta = read_meta(lake, ref)
+        current, _ = inputs_version(lake, ref)
+        label = f"{ref.cluster.key} {ref.session}"
+        if meta is not None and meta["version"] == current:
+            print(f"{label}: state is current ({current})")
+            continue
+        version = materialize(lake, ref)
+        built = read_meta(lake, ref) or {}
+        print(f"{label}: state {version} built in {built.get('build_seconds', '?')} s")
+    return 0
+
+
 def cmd_views(args: argparse.Namespace) -> int:
     from query.engine import view_names
 
@@ -397,6 +424,22 @@ def parser() -> argparse.ArgumentParser:
         help="allow browser requests from this origin (repeatable; CORS is off by default)",
     )
     serve.set_defaults(run=cmd_serve)
+
+    materializing = commands.add_parser(
+        "materialize", help="build the sessions' state/ tables the history server reads"
+    )
+    _lake_arguments(materializing)
+    materializing.add_argument(
+        "--session",
+        action="append",
+        default=[],
+        metavar="NS/NAME/SESSION",
+        help="only this session (repeatable; default: every session)",
+    )
+    materializing.add_argument(
+        "--ended", action="store_true", help="only sessions whose collectors have all ended"
+    )
+    materializing.set_defaults(run=cmd_materialize)
 
     views = commands.add_parser("views", help="list the views SQL can read")
     views.set_defaults(run=cmd_views)

@@ -31,6 +31,8 @@ SNAPSHOTS = {
     "jobs": "api_jobs_.json",
     "placement_groups": "api_v0_placement_groups_detail_1_limit_10000.json",
     "version": "api_version.json",
+    "cluster_metadata": "api_v0_cluster_metadata.json",
+    "timezone": "timezone.json",
 }
 SNAPSHOT_NS = 1_795_293_800_000_000_000
 

@@ -30,13 +30,17 @@ class Server:
 
 
 @contextlib.contextmanager
-def running_server(lake: str, work: Path, *args: str) -> Iterator[Server]:
-    """`raylake serve --lake LAKE ARGS...`, stopped (its own pid only) on exit."""
-    env = {
+def running_server(
+    lake: str, work: Path, *args: str, env: dict[str, str] | None = None
+) -> Iterator[Server]:
+    """`raylake serve --lake LAKE ARGS...` (with `env` added to a clean environment),
+    stopped (its own pid only) on exit."""
+    environment = {
         k: v
         for k, v in os.environ.items()
         if not k.startswith("RAYLAKE_") and k not in UNSET_AWS_ENV
     }
+    environment.update(env or {})
     port = free_port(HOST)
     log = work / f"serve-{port}.log"
     command = [
@@ -45,7 +49,9 @@ def running_server(lake: str, work: Path, *args: str) -> Iterator[Server]:
         *args,
     ]  # fmt: skip
     with log.open("wb") as out:
-        process = subprocess.Popen(command, cwd=REPO, stdout=out, stderr=subprocess.STDOUT, env=env)
+        process = subprocess.Popen(
+            command, cwd=REPO, stdout=out, stderr=subprocess.STDOUT, env=environment
+        )
     server = Server(f"http://{HOST}:{port}", process, log)
     try:
         deadline = time.monotonic() + 30

@@ -1,0 +1,149 @@
+"""A session's materialized state: built once, kept in the lake, rebuilt when the
+session's inputs change, and never older than the lake."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from ingest.load import ingest_paths
+from lake.layout import state_meta_path
+from lake.store import Lake
+from query.engine import SessionRef, connect
+from query.state import STATE_TABLES, SessionNotFound, StateCache, read_meta
+
+from conftest import CLUSTER, SESSION, ingest_sample
+
+REF = SessionRef(CLUSTER, SESSION)
+
+
+@pytest.fixture
+def lake(tmp_path: Path) -> Lake:
+    return ingest_sample(str(tmp_path / "lake"))
+
+
+def _cache(lake: Lake, tmp_path: Path, recheck: float = 0.0) -> StateCache:
+    return StateCache(lake, cache_dir=tmp_path / "cache", recheck_seconds=recheck)
+
+
+def _count(cache: StateCache, table: str) -> int:
+    (row,) = cache.get(REF).query(f"SELECT count(*) AS n FROM {table}").to_pylist()
+    return int(row["n"])
+
+
+def test_state_holds_what_the_views_hold_for_the_session(lake: Lake, tmp_path: Path) -> None:
+    cache = _cache(lake, tmp_path)
+    con = connect(lake)
+    for table, view in (("tasks", "tasks"), ("actors", "actors"), ("jobs", "jobs"),
+                        ("nodes", "nodes"), ("workers", "workers"),
+                        ("task_profile", "task_profile_events"),
+                        ("placement_groups", "placement_group_snapshots"),
+                        ("log_files", "log_files")):  # fmt: skip
+        (want,) = con.execute(
+            f"SELECT count(*) FROM {view} WHERE session = ?", [SESSION]
+        ).fetchone() or (None,)
+        assert _count(cache, table) == want, table
+    meta = read_meta(lake, REF)
+    assert meta is not None and sorted(meta["tables"]) == sorted(STATE_TABLES)
+
+
+def test_state_is_built_once_and_kept(lake: Lake, tmp_path: Path) -> None:
+    first = _cache(lake, tmp_path / "a").get(REF)
+    built = lake.read_bytes(state_meta_path(CLUSTER, SESSION))
+    # Another server (or a restart) finds the state in the lake and does not rebuild it.
+    second = _cache(lake, tmp_path / "b").get(REF)
+    assert second.version == first.version
+    assert lake.read_bytes(state_meta_path(CLUSTER, SESSION)) == built
+
+
+def _new_task_body(tmp_path: Path) -> Path:
+    """A definition of one more task in the same session (a new task and event id)."""
+    task_id = bytes.fromhex("aa" * 16 + "01000000")
+    event = {
+        "eventId": base64.b64encode(os.urandom(28)).decode(),
+        "sourceType": "CORE_WORKER",
+        "eventType": "TASK_DEFINITION_EVENT",
+        "timestamp": "2026-11-21T20:43:40.000000000Z",
+        "severity": "INFO",
+        "sessionName": SESSION,
+        "taskDefinitionEvent": {
+            "taskId": base64.b64encode(task_id).decode(),
+            "taskFunc": {
+                "pythonFunctionDescriptor": {
+                    "moduleName": "late",
+                    "functionName": "late_task",
+                    "functionHash": "00",
+                    "className": "",
+                }
+            },  # fmt: skip
+            "taskName": "late_task",
+            "requiredResources": {"CPU": 1.0},
+            "jobId": "AQAAAA==",
+            "parentTaskId": "//////////////////////////8BAAAA",
+            "placementGroupId": "////////////////////////",
+            "serializedRuntimeEnv": "{}",
+            "taskAttempt": 0,
+            "taskType": "NORMAL_TASK",
+            "language": "PYTHON",
+        },
+        "nodeId": "p63H2NMwFW87g6OLDETe1T+Xgcw9q5U+hpS7Ng==",
+        "message": "",
+    }
+    path = tmp_path / "late.json"
+    path.write_text(json.dumps([event]))
+    return path
+
+
+def test_an_answer_is_never_older_than_the_lake(lake: Lake, tmp_path: Path) -> None:
+    cache = _cache(lake, tmp_path)
+    before = cache.get(REF)
+    tasks = _count(cache, "tasks")
+    report = ingest_paths(lake, CLUSTER, [_new_task_body(tmp_path)])
+    assert not report.rejected
+    after = cache.get(REF)
+    assert after.version != before.version
+    assert _count(cache, "tasks") == tasks + 1
+    (row,) = after.query("SELECT name FROM tasks WHERE name = 'late_task'").to_pylist()
+    assert row == {"name": "late_task"}
+    # Only the newest version's files stay in the lake.
+    for table in STATE_TABLES:
+        files = list(lake.list_files(f"state/{table}", ".parquet"))
+        assert [f.rsplit("/", 1)[-1] for f in files] == [f"{after.version}.parquet"], table
+
+
+def test_recheck_interval_reuses_the_state_meanwhile(lake: Lake, tmp_path: Path) -> None:
+    cache = _cache(lake, tmp_path, recheck=3600)
+    before = cache.get(REF)
+    ingest_paths(lake, CLUSTER, [_new_task_body(tmp_path)])
+    assert cache.get(REF) is before  # within the interval: no catalog read at all
+
+
+def test_unknown_session_is_not_found(lake: Lake, tmp_path: Path) -> None:
+    with pytest.raises(SessionNotFound, match="session_nope"):
+        _cache(lake, tmp_path).get(SessionRef(CLUSTER, "session_nope"))
+
+
+def test_a_local_lake_state_is_read_in_place(tmp_path: Path) -> None:
+    """Covered against a real S3 API server in tests/test_server.py; here the local
+    lake is read in place (no copies)."""
+    lake = ingest_sample(str(tmp_path / "lake"))
+    cache = _cache(lake, tmp_path)
+    cache.get(REF)
+    assert not (tmp_path / "cache" / "state").exists()
+
+
+def test_raylake_materialize_builds_once(lake: Lake, capsys: pytest.CaptureFixture[str]) -> None:
+    from raylake import main
+
+    key = f"{CLUSTER.namespace}/{CLUSTER.name}/{SESSION}"
+    assert main(["materialize", "--lake", lake.url, "--session", key]) == 0
+    assert "built in" in capsys.readouterr().out
+    assert main(["materialize", "--lake", lake.url]) == 0
+    assert "state is current" in capsys.readouterr().out
+    # Batch-ingested sessions are never marked ended by a collector.
+    assert main(["materialize", "--lake", lake.url, "--ended"]) == 0
+    assert capsys.readouterr().out == ""
