@@ -79,7 +79,7 @@ def _new_task_body(tmp_path: Path) -> Path:
                     "functionHash": "00",
                     "className": "",
                 }
-            },  # fmt: skip
+            },
             "taskName": "late_task",
             "requiredResources": {"CPU": 1.0},
             "jobId": "AQAAAA==",
