@@ -29,7 +29,7 @@ import pyarrow as pa
 from lake.catalog import CatalogEntry, read_session_entries
 from lake.layout import snapshot_session_dir, state_dir, state_meta_path, state_path
 from lake.store import Lake
-from query.engine import SessionRef, connect
+from query.engine import VIEWS_DIR, SessionRef, connect
 
 #: What a session's state holds: one query per table, over the session-only views.
 #: Rows are stored in the order the API lists them, so a page needs no sort.
@@ -69,13 +69,25 @@ class SessionNotFound(LookupError):
     """No catalog entry names the session."""
 
 
+def _code_digest() -> str:
+    """What the state's tables are computed by: a new raylake with other view SQL
+    builds every state again."""
+    sources = sorted(VIEWS_DIR.glob("*.sql"))
+    text = json.dumps([STATE_TABLES, [p.read_text() for p in sources]])
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+_CODE = _code_digest()
+
+
 def inputs_version(lake: Lake, ref: SessionRef) -> tuple[str, list[CatalogEntry]]:
-    """A digest of the session's inputs, and its catalog entries."""
+    """A digest of the session's inputs (and of the code that builds its state), and
+    its catalog entries."""
     entries = read_session_entries(lake, ref.cluster, ref.session)
     snapshots = list(lake.list_files(snapshot_session_dir(ref.cluster, ref.session), ".json"))
     marks = [(e.node_id, e.updated_at, e.ended, e.flushed_segment) for e in entries]
-    digest = hashlib.sha256(json.dumps([sorted(marks), snapshots]).encode()).hexdigest()
-    return digest[:20], entries
+    text = json.dumps([_CODE, sorted(marks), snapshots])
+    return hashlib.sha256(text.encode()).hexdigest()[:20], entries
 
 
 def read_meta(lake: Lake, ref: SessionRef) -> dict[str, Any] | None:

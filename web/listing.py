@@ -33,6 +33,9 @@ class Column:
 
     kind: type  # str, int, float or bool, as Ray's schema types the field
     sql: str  # the expression over the state table that gives the field's value
+    null_differs: bool = True
+    """Whether a row without a value matches `!=`: Ray keeps unset task fields as None
+    (None != value), but leaves unset fields out of actors, workers, ... (no match)."""
 
 
 @dataclass(frozen=True)
@@ -135,13 +138,14 @@ def filter_sql(
                 f"Supported filter columns: {set(columns)}"
             )
         typed = _typed(name, column.kind, value)
-        if column.kind is str:
-            # A missing value never equals, and always differs (as in Ray).
-            op = "=" if predicate == "=" else "IS DISTINCT FROM"
-            conditions.append(f"lower({column.sql}) {op} lower(?)")
+        value_sql = f"lower({column.sql})" if column.kind is str else column.sql
+        param_sql = "lower(?)" if column.kind is str else "?"
+        if predicate == "=":
+            conditions.append(f"{value_sql} = {param_sql}")
+        elif column.null_differs:
+            conditions.append(f"{value_sql} IS DISTINCT FROM {param_sql}")
         else:
-            op = "=" if predicate == "=" else "IS DISTINCT FROM"
-            conditions.append(f"{column.sql} {op} ?")
+            conditions.append(f"{value_sql} <> {param_sql}")
         params.append(typed)
     return conditions, params
 

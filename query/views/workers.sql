@@ -1,6 +1,7 @@
 -- One row per worker process, plus one per driver (Ray lists drivers as workers whose
 -- id is the job id followed by 0xff bytes; 2.60 reports them only through job events,
--- which do not carry the driver process's own start and end times).
+-- which do not carry the driver process's own start and end times: the job's driver
+-- start and end, stamped by GCS within a few ms of them, stand in).
 CREATE OR REPLACE VIEW workers AS
 WITH definition AS (
     SELECT * FROM worker_definition_events
@@ -50,8 +51,8 @@ drivers AS (
            job_id,
            NULL::TIMESTAMPTZ AS worker_launch_time,
            NULL::TIMESTAMPTZ AS worker_launched_time,
-           NULL::TIMESTAMPTZ AS start_time,
-           NULL::TIMESTAMPTZ AS end_time
+           driver_start_time AS start_time,
+           driver_end_time AS end_time
     FROM jobs
     WHERE job_id IS NOT NULL
 ),
