@@ -7,7 +7,7 @@ WITH definition AS (
 ),
 transitions AS (
     SELECT DISTINCT namespace, cluster, session, actor_id, state, state_time, seq, event_time,
-           node_id, worker_id, pid, repr_name, restart_reason, death_cause
+           node_id, worker_id, pid, port, repr_name, restart_reason, death_cause
     FROM actor_lifecycle_events
 ),
 history AS (
@@ -16,6 +16,7 @@ history AS (
            arg_max(node_id, state_time) FILTER (node_id IS NOT NULL) AS node_id,
            arg_max(worker_id, state_time) FILTER (worker_id IS NOT NULL) AS worker_id,
            arg_max(pid, state_time) FILTER (pid IS NOT NULL) AS pid,
+           arg_max(port, state_time) FILTER (port IS NOT NULL) AS port,
            arg_max(repr_name, state_time) FILTER (repr_name <> '') AS repr_name,
            arg_max(death_cause, state_time) FILTER (death_cause IS NOT NULL) AS death_cause,
            count(DISTINCT state_time) FILTER (state = 'RESTARTING') AS num_restarts,
@@ -26,7 +27,10 @@ history AS (
                state = 'RESTARTING' AND restart_reason = 'NODE_PREEMPTION')
                AS num_restarts_due_to_node_preemption,
            min(state_time) FILTER (state = 'ALIVE') AS start_time,
-           max(state_time) FILTER (state = 'DEAD') AS end_time
+           -- GCS publishes a dead actor again (e.g. when its owner exits); Ray keeps
+           -- the first death's end time.
+           min(state_time) FILTER (state = 'DEAD') AS end_time,
+           max(state_time) AS last_transition_time
     FROM transitions
     GROUP BY ALL
 )
@@ -39,6 +43,7 @@ SELECT
     h.node_id,
     h.worker_id,
     h.pid,
+    h.port,
     d.ray_namespace,
     d.serialized_runtime_env,
     d.required_resources,
@@ -53,6 +58,7 @@ SELECT
     d.label_selector,
     d.parent_id,
     to_us(h.start_time) AS start_time,
-    to_us(h.end_time) AS end_time
+    to_us(h.end_time) AS end_time,
+    to_us(h.last_transition_time) AS last_transition_time
 FROM definition d
 FULL OUTER JOIN history h USING (namespace, cluster, session, actor_id);

@@ -28,6 +28,7 @@ SELECT
          WHEN reason_text IS NOT NULL THEN reason_text
          ELSE nullif(h.state_message, '') END AS state_message,
     h.death_reason,
+    nullif(h.state_message, '') AS death_reason_message,
     d.node_name,
     h.resources_total,
     d.labels,
