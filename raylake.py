@@ -402,7 +402,7 @@ def parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         help="a Ray Dashboard build (client/build) to serve; once per Ray version "
-        "(default: the one in the installed ray package)",
+        "(the installed ray package's build is served too)",
     )
     serve.add_argument(
         "--cache-dir",

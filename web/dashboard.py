@@ -16,7 +16,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from litestar import Request, Response, get
+from litestar import HttpMethod, Request, Response, get, route
 from litestar.di import Provide
 
 from lake.layout import snapshot_session_dir
@@ -588,9 +588,10 @@ async def runtime_env_redaction() -> Response[bytes]:
     return rest_response(google_style({"redaction_enabled": True}))
 
 
-@get("/api/v0/platform_events")
+@route("/api/v0/platform_events", http_method=[HttpMethod.GET, HttpMethod.HEAD])
 async def platform_events() -> Response[bytes]:
-    """platform_event_head.py with no platform event provider."""
+    """platform_event_head.py with no platform event provider. The UI probes it with
+    HEAD first (aiohttp answers HEAD on every GET route)."""
     return rest_response({"events": []}, "Retrieved platform events")
 
 
