@@ -36,7 +36,7 @@ from query.engine import VIEWS_DIR, SessionRef, connect
 STATE_TABLES: dict[str, str] = {
     "tasks": """
         SELECT * EXCLUDE (namespace, cluster, session) FROM tasks
-        ORDER BY creation_time NULLS LAST, task_id, attempt_number
+        ORDER BY task_id, attempt_number
     """,
     "task_profile": """
         SELECT task_id, attempt_number, job_id, component_type, component_id,
