@@ -14,7 +14,18 @@ from litestar.exceptions import HTTPException
 
 from lake.store import Lake
 from query.state import StateCache
-from web import auth, dashboard, entities, logs, sessions, tasks, ui
+from web import (
+    auth,
+    console_page,
+    dashboard,
+    entities,
+    lake_api,
+    logs,
+    reports,
+    sessions,
+    tasks,
+    ui,
+)
 from web.reply import ApiError, api_error_handler, http_error_handler
 
 
@@ -65,6 +76,9 @@ def create_app(config: ServerConfig) -> Litestar:
             *dashboard.ROUTES,
             *logs.ROUTES,
             *ui.ROUTES,
+            *lake_api.ROUTES,
+            *console_page.ROUTES,
+            *reports.ROUTES,
         ],
         middleware=middleware,
         cors_config=CORSConfig(allow_origins=list(config.cors_origins))
