@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Collection
 from typing import Any
 
 from lake.store import Lake
 from query.engine import connect
+
+from conftest import LIVE
 
 
 def rows(lake: Lake, sql: str) -> list[dict[str, Any]]:
@@ -60,3 +64,30 @@ def assert_tasks_match(lake: Lake, live_tasks: list[dict[str, Any]]) -> None:
             assert got["stdout_file"] is None and got["stderr_file"] is None, key
         else:
             assert {k: got[k] for k in log} == log, key
+
+
+def golden(name: str) -> Any:
+    """A whole golden answer of the live dashboard, by its file name."""
+    return json.loads((LIVE / f"{name}.json").read_text())
+
+
+def assert_same_json(
+    got: Any, want: Any, where: str = "", maps: Collection[str] = frozenset()
+) -> None:
+    """The same JSON: equal values of equal types, dict keys in the same order, all the
+    way down; a dict under a key in `maps` compares as a mapping (GCS prints proto maps
+    in no fixed order)."""
+    assert type(got) is type(want), (where, got, want)
+    if isinstance(want, dict):
+        if where.rsplit(".", 1)[-1] in maps:
+            assert got == want, where
+            return
+        assert list(got) == list(want), (where, list(got), list(want))
+        for key in want:
+            assert_same_json(got[key], want[key], f"{where}.{key}", maps)
+    elif isinstance(want, list):
+        assert len(got) == len(want), (where, len(got), len(want))
+        for i, (g, w) in enumerate(zip(got, want, strict=True)):
+            assert_same_json(g, w, f"{where}[{i}]", maps)
+    else:
+        assert got == want, (where, got, want)

@@ -9,7 +9,6 @@ reason and checked against the later truth.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import httpx
@@ -19,7 +18,8 @@ from ray.util.state.common import ActorState, JobState, NodeState, PlacementGrou
 
 from web.entities import ACTORS, JOBS, NODES, PLACEMENT_GROUPS, WORKERS, Entity
 
-from conftest import HEAD_NODE, LIVE, WORKER_NODE
+from conftest import HEAD_NODE, WORKER_NODE
+from live import assert_same_json, golden
 
 # Proto maps: GCS prints them in no fixed order (the live answers themselves reorder
 # resources_total between two requests), so they compare as mappings.
@@ -31,32 +31,14 @@ DASHBOARD_DRIVER = "02000000" + "f" * 48
 DRIVERS = {"01000000", "03000000", "04000000"}
 
 
-def golden(name: str) -> Any:
-    return json.loads((LIVE / f"{name}.json").read_text())
+def assert_same(got: Any, want: Any, where: str = "") -> None:
+    assert_same_json(got, want, where, PROTO_MAPS)
 
 
 def answer(api: httpx.Client, path: str, **params: Any) -> Any:
     response = api.get(path, params=params)
     assert response.status_code == 200, response.text
     return response.json()
-
-
-def assert_same(got: Any, want: Any, where: str = "") -> None:
-    """Same JSON: key order, types and values (proto maps as mappings)."""
-    assert type(got) is type(want), (where, got, want)
-    if isinstance(want, dict):
-        if where.rsplit(".", 1)[-1] in PROTO_MAPS:
-            assert got == want, where
-            return
-        assert list(got) == list(want), (where, list(got), list(want))
-        for key in want:
-            assert_same(got[key], want[key], f"{where}.{key}")
-    elif isinstance(want, list):
-        assert len(got) == len(want), (where, len(got), len(want))
-        for i, (g, w) in enumerate(zip(got, want, strict=True)):
-            assert_same(g, w, f"{where}[{i}]")
-    else:
-        assert got == want, (where, got, want)
 
 
 def items(body: Any) -> list[dict[str, Any]]:

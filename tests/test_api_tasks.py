@@ -14,7 +14,6 @@ values). The differences that are legitimate are named here, with their reason:
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import httpx
@@ -22,35 +21,17 @@ import pytest
 from ray.dashboard.state_api_utils import do_filter
 from ray.util.state.common import TaskState
 
-from conftest import LIVE
+from live import assert_same_json as assert_same
+from live import golden
 from server import Server
 
 TASKS = "/api/v0/tasks"
 BEFORE_AND_AFTER = ["", "after_worker_death_"]
 
 
-def golden(name: str) -> Any:
-    return json.loads((LIVE / f"{name}.json").read_text())
-
-
 def by_attempt(tasks: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Ray's list order with the attempts of one task by number (see the module doc)."""
     return sorted(tasks, key=lambda t: (t["task_id"], t["attempt_number"]))
-
-
-def assert_same(got: Any, want: Any, path: str = "") -> None:
-    """Equal, with dict keys in the same order and the same JSON types."""
-    assert type(got) is type(want), (path, got, want)
-    if isinstance(want, dict):
-        assert list(got) == list(want), (path, list(got), list(want))
-        for key in want:
-            assert_same(got[key], want[key], f"{path}.{key}")
-    elif isinstance(want, list):
-        assert len(got) == len(want), (path, len(got), len(want))
-        for i, (g, w) in enumerate(zip(got, want, strict=True)):
-            assert_same(g, w, f"{path}[{i}]")
-    else:
-        assert got == want, (path, got, want)
 
 
 def tasks_body(api: httpx.Client, **params: Any) -> dict[str, Any]:

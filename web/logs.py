@@ -31,6 +31,7 @@ from query.logs import BadGlob, StoredLog, glob_paths, open_log
 from query.state import SessionState
 from web.reply import json_response
 from web.sessions import session_state
+from web.tasks import LOG_FIELDS
 
 DEFAULT_LINES = 1000  # Ray's DEFAULT_LOG_LIMIT
 DEFAULT_DOWNLOAD_FILENAME = "file.txt"
@@ -290,16 +291,8 @@ def task_file(state: SessionState, task_id: str, attempt: int, suffix: str) -> R
             f"Could not find log file for task attempt.{task_id}({attempt}) "
             "due to missing node info."
         )
-    keys = (
-        "stdout_file",
-        "stderr_file",
-        "stdout_start",
-        "stdout_end",
-        "stderr_start",
-        "stderr_end",
-    )
     has_log = task["stdout_file"] is not None or task["stderr_file"] is not None
-    log_info = {k: task[k] for k in keys} if has_log else None
+    log_info = {k: task[k] for k in LOG_FIELDS} if has_log else None
     if log_info is None and task["actor_id"] is not None:
         actor = task["actor_id"]
         raise LogNotFound(
