@@ -6,6 +6,7 @@ raylake catalog --lake LAKE
 raylake collect --lake LAKE --cluster NAME --role head|worker
 raylake serve   --lake LAKE [--host 127.0.0.1] [--port 8080]
 raylake materialize --lake LAKE [--session NS/NAME/SESSION] [--ended]
+raylake report  --lake LAKE [--since 7d] [--namespace NS] [--cluster NAME] --out report.html
 raylake views
 """
 
@@ -307,6 +308,24 @@ def cmd_materialize(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    import datetime as dt
+
+    from query.report import parse_since
+    from web.reports import render_report
+
+    lake = _open_lake(args)
+    now = dt.datetime.now(dt.UTC)
+    try:
+        since = parse_since(args.since, now) if args.since else None
+    except ValueError as exc:
+        raise SystemExit(f"raylake report: {exc}") from None
+    page = render_report(lake, since=since, namespace=args.namespace, cluster=args.cluster, now=now)
+    args.out.write_text(page, encoding="utf-8")
+    print(f"wrote {args.out} ({len(page.encode()):,} bytes)")
+    return 0
+
+
 def cmd_views(args: argparse.Namespace) -> int:
     from query.engine import view_names
 
@@ -440,6 +459,18 @@ def parser() -> argparse.ArgumentParser:
         "--ended", action="store_true", help="only sessions whose collectors have all ended"
     )
     materializing.set_defaults(run=cmd_materialize)
+
+    reporting = commands.add_parser(
+        "report", help="write a cross-session HTML report (failures, durations, jobs, nodes)"
+    )
+    _lake_arguments(reporting)
+    reporting.add_argument(
+        "--since", help="only what ended in this window: 7d, 12h, 30m or an ISO date (all time)"
+    )
+    reporting.add_argument("--namespace", help="only this Kubernetes namespace")
+    reporting.add_argument("--cluster", help="only this cluster name")
+    reporting.add_argument("--out", type=Path, required=True, help="the HTML file to write")
+    reporting.set_defaults(run=cmd_report)
 
     views = commands.add_parser("views", help="list the views SQL can read")
     views.set_defaults(run=cmd_views)
