@@ -121,11 +121,10 @@ def _print_report(report: Report) -> None:
 
 
 def cmd_sql(args: argparse.Namespace) -> int:
-    from query.console import run_query
-    from query.engine import connect
+    from query.console import connect_console, run_query
 
     lake = _open_lake(args)
-    result = run_query(connect(lake), args.query, dialect=args.dialect, limit=args.limit)
+    result = run_query(connect_console(lake), args.query, dialect=args.dialect, limit=args.limit)
     _write_result(result, args.format, args.output)
     return 0
 

@@ -1,0 +1,298 @@
+"""What each of the lake's views holds, and each of its columns, in one line: the SQL
+console's catalog (`GET /api/lake/tables`, the console page).
+
+SHARED describes the columns that mean the same in every view that has them; COLUMNS
+holds, per view, the rest (and any column whose meaning differs there). tests/
+test_console.py checks that every column of every view is described and that nothing
+described is gone, so a view that changes must change this too.
+"""
+
+from __future__ import annotations
+
+SHARED = {
+    # Where a row comes from: the hive partition and the event envelope.
+    "namespace": "Kubernetes namespace of the Ray cluster (`default` outside Kubernetes)",
+    "cluster": "name of the Ray cluster (the RayCluster or RayJob)",
+    "session": "Ray session name (session_<date>_<time>_<pid>); a new one per head start",
+    "date": "UTC date partition of the event",
+    "event_id": "the RayEvent's id (Ray may deliver an event twice; views keep it once)",
+    "seq": "position of this row within its event (one event may hold several rows)",
+    "event_time": "when Ray emitted the event",
+    "emitter_node_id": "node whose component emitted the event (hex id)",
+    "source_type": "Ray component that emitted the event (CORE_WORKER, GCS, ...)",
+    "severity": "the event's severity (INFO, WARNING, ERROR, ...)",
+    "message": "the event's free-text message, often empty",
+    "ingest_id": "id of the collector batch that wrote the row",
+    # Ids (lowercase hex, null for none).
+    "task_id": "task id (hex)",
+    "attempt_number": "attempt of the task: 0 first, then one per retry",
+    "actor_id": "actor id (hex)",
+    "job_id": "Ray job id (hex, e.g. 01000000)",
+    "node_id": "node id (hex)",
+    "worker_id": "worker process id (hex)",
+    "placement_group_id": "placement group id (hex), null if none",
+    "parent_task_id": "id of the task that submitted this one",
+    "submission_id": "job submission id (raysubmit_...), for jobs submitted by the job API",
+    # Common fields.
+    "state": "state reached by this transition",
+    "state_time": "when the state was reached",
+    "required_resources": "resources requested, e.g. {CPU: 1.0, GPU: 0.5}",
+    "serialized_runtime_env": "the runtime environment, as Ray serializes it (JSON)",
+    "label_selector": "node labels the scheduler had to match",
+    "call_site": "where in user code it was created (if Ray records call sites)",
+    "name": "name given by the user",
+    "pid": "operating-system process id",
+    "start_time": "when it started",
+    "end_time": "when it ended; null while it has not",
+    "is_detached": "true for a detached actor or placement group (outlives its job)",
+    "ray_namespace": "Ray namespace (not the Kubernetes one)",
+    "error_type": "Ray's error type when it failed",
+    "entrypoint": "command line the job ran",
+    "metadata": "job metadata given at submission",
+    "driver_node_id": "node the job's driver ran on (hex)",
+    "driver_pid": "process id of the job's driver",
+    "driver_exit_code": "exit code of the job's driver process",
+    "driver_agent_http_address": "address of the dashboard agent that ran the driver",
+    "func_module": "Python module of the function or class",
+    "func_class": "class of the method, empty for a plain function",
+    "func_name": "name of the function or method",
+    "func_hash": "hash Ray gives the function's code",
+    "language": "language of the task (PYTHON, JAVA, CPP)",
+    "is_detached_actor": "true when the task creates a detached actor",
+    "node_ip_address": "IP address of the node",
+    "worker_type": "WORKER, DRIVER, SPILL_WORKER or RESTORE_WORKER",
+    "exit_type": "how the worker exited (INTENDED_USER_EXIT, SYSTEM_ERROR, ...)",
+    "exit_detail": "Ray's text about the worker's exit",
+    "worker_launch_time": "when the raylet asked for the worker process",
+    "worker_launched_time": "when the worker process was up",
+    "strategy": "placement strategy (PACK, SPREAD, STRICT_PACK, STRICT_SPREAD)",
+    "creator_job_id": "job that created the placement group",
+    "creation_request_received_time": "when GCS received the placement group request",
+    "scheduling_state": "GCS's scheduling state of the placement group",
+    "scheduling_attempt": "how many times GCS tried to schedule the placement group",
+    "death_cause": "why the actor died (Ray's death cause, JSON)",
+    "death_reason": "why the node died (EXPECTED_TERMINATION, UNEXPECTED_TERMINATION, ...)",
+    "death_reason_message": "Ray's text about the node's death",
+    "hostname": "host name of the node's machine or pod",
+    "node_name": "node name given to Ray (by default its IP address)",
+    "instance_id": "cloud instance id of the node, if known",
+    "instance_type_name": "cloud instance type of the node, if known",
+    "labels": "the node's labels (ray.io/node-id, ray.io/market-type, ...)",
+    "repr_name": "the actor's __repr__ as Ray shows it",
+    "port": "port of the actor's worker",
+    "stdout_file": "log file (under the session's logs/) of the worker's stdout",
+    "stderr_file": "log file (under the session's logs/) of the worker's stderr",
+    "stdout_start": "offset in stdout_file where the task's output starts",
+    "stdout_end": "offset in stdout_file where the task's output ends",
+    "stderr_start": "offset in stderr_file where the task's output starts",
+    "stderr_end": "offset in stderr_file where the task's output ends",
+    "worker_pid": "process id of the worker that ran the task",
+    "error_message": "Ray's error text when the attempt failed",
+    "is_debugger_paused": "true when the task was paused in Ray's debugger",
+    "actor_repr_name": "the actor's __repr__ for an actor task",
+    "snapshot_time": "when raylake polled the head's dashboard for this snapshot",
+    "bundles": "the placement group's bundles and their resources",
+}
+
+_TASK_EVENT = {
+    "task_name": "the task's name (the function's, unless the user gave one)",
+}
+
+COLUMNS: dict[str, dict[str, str]] = {
+    "task_definition_events": {
+        **_TASK_EVENT,
+        "task_type": "NORMAL_TASK, ACTOR_CREATION_TASK or DRIVER_TASK",
+    },
+    "actor_task_definition_events": {
+        **_TASK_EVENT,
+        "actor_id": "actor the method runs on (hex)",
+    },
+    "task_lifecycle_events": {
+        "node_id": "node the attempt ran on (only on some transitions)",
+        "worker_id": "worker that ran the attempt (reported with RUNNING)",
+    },
+    "task_profile_events": {
+        "component_type": "component that recorded the entry (worker, driver, ...)",
+        "component_id": "id of that component (a worker id)",
+        "event_name": "what was timed (task:execute, task:deserialize_arguments, ...)",
+        "start_time": "start of the timed span",
+        "end_time": "end of the timed span",
+        "extra_data": "extra JSON Ray attached to the entry",
+    },
+    "actor_definition_events": {
+        "name": "the actor's name, if it has one",
+        "class_name": "the actor's class",
+        "parent_id": "task or actor that created the actor (hex)",
+    },
+    "actor_lifecycle_events": {
+        "node_id": "node the actor lives on",
+        "worker_id": "worker process of the actor",
+        "restart_reason": "why the actor restarted, on a RESTARTING transition",
+    },
+    "driver_job_definition_events": {},
+    "driver_job_lifecycle_events": {
+        "state": "CREATED or FINISHED",
+    },
+    "node_definition_events": {
+        "start_time": "when the node started",
+    },
+    "node_lifecycle_events": {
+        "state": "ALIVE or DEAD",
+        "resources": "the node's total resources at this transition",
+        "alive_sub_state": "sub-state while alive (e.g. DRAINING)",
+    },
+    "worker_definition_events": {},
+    "worker_lifecycle_events": {
+        "start_time": "when the worker process started",
+        "end_time": "when the worker process ended",
+    },
+    "placement_group_definition_events": {
+        "name": "the placement group's name, if it has one",
+        "creator_actor_id": "actor that created the placement group, if any",
+        "soft_target_node_id": "node the placement group prefers, if any",
+    },
+    "placement_group_lifecycle_events": {
+        "highest_retry_delay_ms": "longest delay before a scheduling retry, in ms",
+        "bundle_placements": "the node each bundle was placed on",
+    },
+    "submission_job_definition_events": {
+        "entrypoint_num_cpus": "CPUs reserved for the entrypoint",
+        "entrypoint_num_gpus": "GPUs reserved for the entrypoint",
+        "entrypoint_memory": "memory reserved for the entrypoint, in bytes",
+        "entrypoint_resources": "other resources reserved for the entrypoint",
+    },
+    "submission_job_lifecycle_events": {
+        "state": "PENDING, RUNNING, STOPPED, SUCCEEDED or FAILED",
+        "state_message": "Ray's text about the state",
+    },
+    "platform_events": {
+        "platform": "platform that reported the event (e.g. KUBERNETES)",
+        "component": "platform component that reported it",
+        "source_metadata": "the platform's metadata about the source",
+        "object_kind": "kind of the object concerned (e.g. Pod)",
+        "object_name": "name of the object concerned",
+        "platform_message": "the platform's message",
+        "reason": "the platform's reason code",
+        "custom_fields": "other fields the platform sent",
+    },
+    "other_events": {
+        "event_type": "the RayEvent's type, one raylake has no table for (newer Ray)",
+        "event_json": "the whole event, as JSON",
+    },
+    "submission_job_snapshots": {
+        "type": "SUBMISSION or DRIVER",
+        "status": "PENDING, RUNNING, STOPPED, SUCCEEDED or FAILED",
+        "message": "Ray's text about the job's status",
+        "runtime_env": "the job's runtime environment (JSON)",
+        "driver_node_ip": "IP address of the driver's node",
+    },
+    "placement_group_snapshots": {
+        "name": "the placement group's name, if it has one",
+        "state": "PENDING, CREATED, REMOVED or RESCHEDULING",
+        "body": "the placement group as the dashboard answered it (JSON)",
+    },
+    "log_files": {
+        "node_id": "node the log file was written on",
+        "path": "path of the file under the session's logs/ directory",
+        "size": "bytes shipped so far",
+        "inode": "the file's inode on the node (a rotated file keeps it)",
+        "stored_as": "how the lake stores the file (parts or whole)",
+        "worker_id": "worker whose log it is, if any",
+        "pid": "process whose log it is, if known",
+        "job_id": "job whose driver log it is, if any",
+        "submission_id": "submission whose driver log it is, if any",
+        "modified_time": "last modification time of the file on the node",
+    },
+    "tasks": {
+        "name": "the task's name",
+        "state": "the attempt's state, as Ray's state API reports it (FINISHED, FAILED, ...)",
+        "type": "NORMAL_TASK, ACTOR_CREATION_TASK, ACTOR_TASK or DRIVER_TASK",
+        "func_or_class_name": "the function or the Class.method the task ran",
+        "actor_id": "actor the task ran on, for actor tasks",
+        "node_id": "node the attempt ran on",
+        "worker_id": "worker that ran the attempt",
+        "creation_time": "when the attempt was created (PENDING_ARGS_AVAIL)",
+        "start_time": "when the attempt started running",
+        "end_time": "when the attempt finished or failed",
+        "events": "every state transition of the attempt, in order",
+    },
+    "actors": {
+        "class_name": "the actor's class",
+        "state": "DEPENDENCIES_UNREADY, PENDING_CREATION, ALIVE, RESTARTING or DEAD",
+        "name": "the actor's name, if it has one",
+        "node_id": "node the actor lives (or lived) on",
+        "worker_id": "worker process of the actor",
+        "parent_id": "task or actor that created the actor (hex)",
+        "num_restarts": "times the actor restarted",
+        "num_restarts_due_to_lineage_reconstruction": "restarts to rebuild lost objects",
+        "num_restarts_due_to_node_preemption": "restarts after its node was preempted",
+        "start_time": "when the actor became alive",
+        "end_time": "when the actor died",
+        "last_transition_time": "time of the actor's latest state transition",
+    },
+    "nodes": {
+        "node_ip": "IP address of the node",
+        "is_head_node": "true for the head node",
+        "state": "ALIVE or DEAD",
+        "state_message": "Ray's text about the node's state",
+        "resources_total": "the node's total resources",
+        "start_time": "when the node started",
+        "end_time": "when the node died",
+    },
+    "jobs": {
+        "type": "SUBMISSION (job API) or DRIVER (a script that called ray.init)",
+        "status": "PENDING, RUNNING, STOPPED, SUCCEEDED or FAILED",
+        "driver_state": "state of the job's driver: CREATED or FINISHED",
+        "message": "Ray's text about the job's status",
+        "start_time": "when the job started",
+        "end_time": "when the job ended",
+        "driver_start_time": "when the job's driver started",
+        "driver_end_time": "when the job's driver ended",
+        "driver_node_ip": "IP address of the driver's node",
+    },
+    "workers": {
+        "is_alive": "true while the worker process lives",
+        "node_id": "node the worker runs on",
+        "ip": "IP address of the worker's node",
+        "start_time": "when the worker process started",
+        "end_time": "when the worker process ended",
+    },
+}
+
+VIEWS = {
+    "tasks": "one row per task attempt, every session: state, function, node, times, errors",
+    "actors": "one row per actor: class, state, node, restarts, death cause",
+    "jobs": "one row per job (submitted or driver): status, entrypoint, driver, times",
+    "nodes": "one row per node: state, IP, resources, labels, start and death",
+    "workers": "one row per worker process (and driver): node, pid, exit, times",
+    "log_files": "the log files shipped from each node, with the worker or job they belong to",
+    "submission_job_snapshots": "submission jobs as the head's dashboard listed them",
+    "placement_group_snapshots": "placement groups as the head's dashboard listed them",
+    "task_definition_events": "a task's definition (function, resources, job) per attempt",
+    "actor_task_definition_events": "an actor task's definition (method, actor) per attempt",
+    "task_lifecycle_events": "one row per task state transition, as each node reported it",
+    "task_profile_events": "timed spans of task execution (the timeline's data)",
+    "actor_definition_events": "an actor's definition (class, name, resources)",
+    "actor_lifecycle_events": "one row per actor state transition",
+    "driver_job_definition_events": "a job's driver: entrypoint, node, pid",
+    "driver_job_lifecycle_events": "one row per driver job state transition",
+    "node_definition_events": "a node's definition: IP, host, labels",
+    "node_lifecycle_events": "one row per node state transition, with its resources",
+    "worker_definition_events": "a worker process's definition: node, pid, type",
+    "worker_lifecycle_events": "one row per worker state transition, with its exit",
+    "placement_group_definition_events": "a placement group's definition (bundles, strategy)",
+    "placement_group_lifecycle_events": "one row per placement group state transition",
+    "submission_job_definition_events": "a submitted job's definition (entrypoint, resources)",
+    "submission_job_lifecycle_events": "one row per submitted job state transition",
+    "platform_events": "events from the platform the cluster runs on (e.g. Kubernetes)",
+    "other_events": "events of types raylake has no table for (newer Ray), kept as JSON",
+}
+
+
+def describe_view(view: str) -> str:
+    return VIEWS[view]
+
+
+def describe_column(view: str, column: str) -> str:
+    """The column's line; "" for a column nobody described (the test forbids that)."""
+    return COLUMNS.get(view, {}).get(column) or SHARED.get(column, "")
