@@ -44,15 +44,17 @@ def live(name: str) -> Any:
     return data.get("result", body) if isinstance(data, dict) else body
 
 
-def ingest_sample(url: str) -> Lake:
+def ingest_sample(url: str, cluster: ClusterKey = CLUSTER) -> Lake:
+    """The capture as `cluster`, with its snapshots and both nodes' logs (the lake is
+    created when missing, so several clusters can share it)."""
     lake = Lake(url, create=True)
-    report = ingest_paths(lake, CLUSTER, [POSTS])
+    report = ingest_paths(lake, cluster, [POSTS])
     assert not report.rejected, report.rejected
     for endpoint, answer in SNAPSHOTS.items():
         body = (LIVE / answer).read_bytes()
-        store_snapshot(lake, CLUSTER, SESSION, endpoint, body, SNAPSHOT_NS)
-    store_log_dir(lake, CLUSTER, SESSION, HEAD_NODE, SAMPLE / "logs" / "head")
-    store_log_dir(lake, CLUSTER, SESSION, WORKER_NODE, SAMPLE / "logs" / "worker")
+        store_snapshot(lake, cluster, SESSION, endpoint, body, SNAPSHOT_NS)
+    store_log_dir(lake, cluster, SESSION, HEAD_NODE, SAMPLE / "logs" / "head")
+    store_log_dir(lake, cluster, SESSION, WORKER_NODE, SAMPLE / "logs" / "worker")
     return lake
 
 
