@@ -168,10 +168,11 @@ def check_query(sql: str, dialect: str = "duckdb") -> str:
     views = frozenset(name.lower() for name in view_names())
     try:
         statements = [s for s in sqlglot.parse(sql, read=dialect) if s is not None]
-    except sqlglot.errors.ParseError as exc:
+    except (sqlglot.errors.ParseError, sqlglot.errors.TokenError) as exc:
         if dialect == "duckdb":  # DuckDB may know better why it is no query (EXPORT ...)
             _check_parse_tree(sql, views)
-        first = exc.errors[0] if exc.errors else {}
+        errors = getattr(exc, "errors", [])  # a TokenError (unclosed quote) has none
+        first = errors[0] if errors else {}
         where = f" (line {first.get('line')}, column {first.get('col')})" if first else ""
         message = first.get("description", str(exc))
         raise QueryError(f"could not parse the query: {message}{where}", "syntax_error") from None

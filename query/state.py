@@ -25,6 +25,7 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from lake.catalog import CatalogEntry, read_session_entries
 from lake.layout import snapshot_session_dir, state_dir, state_meta_path, state_path
@@ -104,27 +105,81 @@ def _file_chunks(path: Path) -> Iterator[bytes]:
             yield chunk
 
 
+#: Tables built one slice of task ids at a time (by the first hex digit, so the slices
+#: come in task-id order): the merge of a task's events holds whole slices in memory,
+#: and a session may hold millions of task attempts.
+_BY_TASK_SLICE = frozenset({"tasks", "task_profile"})
+_TASK_EVENT_VIEWS = (
+    "task_definition_events",
+    "actor_task_definition_events",
+    "task_lifecycle_events",
+    "task_profile_events",
+)
+_HEX = "0123456789abcdef"
+_ROW_GROUP = 122_880
+
+
+def _slice_task_events(con: duckdb.DuckDBPyConnection, digit: str) -> None:
+    """Point the task event views at the task ids starting with `digit` (a range on a
+    sorted column, so Parquet row groups outside it are skipped)."""
+    upper = _HEX[_HEX.index(digit) + 1] if digit != _HEX[-1] else None
+    bound = f" AND task_id < '{upper}'" if upper else ""
+    for view in _TASK_EVENT_VIEWS:
+        con.execute(
+            f"CREATE OR REPLACE VIEW {view} AS SELECT * FROM _all_{view} "
+            f"WHERE task_id >= '{digit}'{bound}"
+        )
+
+
+def _write_by_task_slice(con: duckdb.DuckDBPyConnection, sql: str, local: Path) -> int:
+    rows = 0
+    writer: pq.ParquetWriter | None = None
+    try:
+        for digit in _HEX:
+            _slice_task_events(con, digit)
+            reader = con.sql(sql).to_arrow_reader(_ROW_GROUP)
+            if writer is None:
+                writer = pq.ParquetWriter(local, reader.schema, compression="zstd")
+            for batch in reader:
+                writer.write_batch(batch, row_group_size=_ROW_GROUP)
+                rows += batch.num_rows
+    finally:
+        if writer is not None:
+            writer.close()
+    return rows
+
+
 def materialize(lake: Lake, ref: SessionRef, *, memory_limit: str = "512MB") -> str:
     """Build the session's state from its events and snapshots; returns its version.
 
-    DuckDB streams the session's parts under a memory limit and spills beyond it."""
+    DuckDB streams the session's parts under a memory limit and spills beyond it; the
+    task tables are built a slice of task ids at a time."""
     version, _ = inputs_version(lake, ref)
     work = Path(tempfile.mkdtemp(prefix="raylake-state-"))
     con = connect(
         lake,
         only=ref,
-        config={"memory_limit": memory_limit, "temp_directory": str(work / "spill")},
+        config={
+            "memory_limit": memory_limit,
+            "temp_directory": str(work / "spill"),
+            "preserve_insertion_order": True,
+        },
     )
     started = time.monotonic()
     try:
+        for view in _TASK_EVENT_VIEWS:
+            con.execute(f"ALTER VIEW {view} RENAME TO _all_{view}")
         rows = {}
         for table, sql in STATE_TABLES.items():
             local = work / f"{table}.parquet"
-            con.execute(
-                f"COPY ({sql}) TO '{local}' "
-                "(FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 122880)"
-            )
-            rows[table] = con.execute(f"SELECT count(*) FROM '{local}'").fetchone()[0]  # type: ignore[index]
+            if table in _BY_TASK_SLICE:
+                rows[table] = _write_by_task_slice(con, sql, local)
+            else:
+                con.execute(
+                    f"COPY ({sql}) TO '{local}' "
+                    f"(FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE {_ROW_GROUP})"
+                )
+                rows[table] = con.execute(f"SELECT count(*) FROM '{local}'").fetchone()[0]  # type: ignore[index]
             lake.write_chunks(
                 state_path(table, ref.cluster, ref.session, version), _file_chunks(local)
             )

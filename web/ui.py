@@ -333,7 +333,9 @@ def landing_page(
         '<meta name="viewport" content="width=device-width,initial-scale=1">'
         f"<title>raylake: Ray sessions</title><style>{_STYLE}</style></head><body>"
         "<h1>raylake</h1><p>Ray sessions kept in this lake. Open one to browse it in the "
-        f"Ray Dashboard, as it was.</p>{notes}{here}"
+        "Ray Dashboard, as it was, or ask questions across all of them in the "
+        '<a href="/lake/sql">SQL console</a> and the <a href="/lake/reports">reports</a>.'
+        f"</p>{notes}{here}"
         f"<h2>Filter</h2>{_filter_form(sessions, filters, query)}"
         f"<h2>Clusters</h2>{_cluster_list(shown)}"
         f"<h2>Sessions</h2>{_session_table(shown, builds, picked)}"
