@@ -10,15 +10,22 @@ WORKER_NODE := baecc821b4e2be4b05f9d2711297e15761d5a0fa665dd02790868f0e
 
 .PHONY: setup run sample test lint bench clean
 
-# Debian's chromium for tests/test_ui_browser.py (Playwright drives it; no browser download).
-setup: $(STAMP)
-	@command -v chromium >/dev/null 2>&1 || { \
-		echo "installing Debian's chromium for the browser test"; \
+# A Debian package, installed when its command is missing (CI and new machines start
+# bare): Debian's chromium for the browser tests (Playwright drives it; no browser
+# download) and redis-server for tests/test_ha.py (the external GCS store).
+define apt_install
+	@command -v $(1) >/dev/null 2>&1 || { \
+		echo "installing Debian's $(2) for $(3)"; \
 		sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); \
 		$$sudo apt-get update -qq >/dev/null && \
 		DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq --no-install-recommends \
-			chromium fonts-liberation >/tmp/raylake-chromium-install.log 2>&1 || \
-		{ echo "could not install chromium: see /tmp/raylake-chromium-install.log"; exit 1; }; }
+			$(2) >/tmp/raylake-$(1)-install.log 2>&1 || \
+		{ echo "could not install $(2): see /tmp/raylake-$(1)-install.log"; exit 1; }; }
+endef
+
+setup: $(STAMP)
+	$(call apt_install,chromium,chromium fonts-liberation,the browser tests)
+	$(call apt_install,redis-server,redis-server,the GCS fault-tolerance test)
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \

@@ -105,9 +105,11 @@ def _file_chunks(path: Path) -> Iterator[bytes]:
             yield chunk
 
 
-#: Tables built one slice of task ids at a time (by the first hex digit, so the slices
-#: come in task-id order): the merge of a task's events holds whole slices in memory,
-#: and a session may hold millions of task attempts.
+#: Tables built one slice of task ids at a time, the slices split on the first hex
+#: digits so they come in task-id order: merging a task's events holds a whole slice in
+#: memory (DuckDB cannot spill those aggregates), and a session may hold millions of
+#: task attempts. Each slice rescans the task events, so there are only as many slices
+#: as the session's size needs.
 _BY_TASK_SLICE = frozenset({"tasks", "task_profile"})
 _TASK_EVENT_VIEWS = (
     "task_definition_events",
@@ -115,28 +117,45 @@ _TASK_EVENT_VIEWS = (
     "task_lifecycle_events",
     "task_profile_events",
 )
+_TASK_TABLES = ("task_definition", "actor_task_definition", "task_lifecycle", "task_profile")
+_EVENTS_PER_SLICE = 1_500_000  # at the 512 MB the build runs under
 _HEX = "0123456789abcdef"
 _ROW_GROUP = 122_880
 
 
-def _slice_task_events(con: duckdb.DuckDBPyConnection, digit: str) -> None:
-    """Point the task event views at the task ids starting with `digit` (a range on a
-    sorted column, so Parquet row groups outside it are skipped)."""
-    upper = _HEX[_HEX.index(digit) + 1] if digit != _HEX[-1] else None
-    bound = f" AND task_id < '{upper}'" if upper else ""
+def task_slices(task_events: int) -> list[tuple[str, str | None]]:
+    """Task-id ranges [low, high) covering every id: 1, 2, 4, 8 or 16 of them."""
+    count = 1
+    while count < len(_HEX) and task_events > count * _EVENTS_PER_SLICE:
+        count *= 2
+    step = len(_HEX) // count
+    bounds = [_HEX[i] for i in range(0, len(_HEX), step)]
+    return [
+        ("" if i == 0 else low, bounds[i + 1] if i + 1 < len(bounds) else None)
+        for i, low in enumerate(bounds)
+    ]
+
+
+def _slice_task_events(con: duckdb.DuckDBPyConnection, low: str, high: str | None) -> None:
+    """Point the task event views at the task ids in [low, high)."""
+    bounds = [f"task_id >= '{low}'" if low else "true"]
+    if high is not None:
+        bounds.append(f"task_id < '{high}'")
     for view in _TASK_EVENT_VIEWS:
         con.execute(
             f"CREATE OR REPLACE VIEW {view} AS SELECT * FROM _all_{view} "
-            f"WHERE task_id >= '{digit}'{bound}"
+            f"WHERE {' AND '.join(bounds)}"
         )
 
 
-def _write_by_task_slice(con: duckdb.DuckDBPyConnection, sql: str, local: Path) -> int:
+def _write_by_task_slice(
+    con: duckdb.DuckDBPyConnection, sql: str, local: Path, slices: list[tuple[str, str | None]]
+) -> int:
     rows = 0
     writer: pq.ParquetWriter | None = None
     try:
-        for digit in _HEX:
-            _slice_task_events(con, digit)
+        for low, high in slices:
+            _slice_task_events(con, low, high)
             reader = con.sql(sql).to_arrow_reader(_ROW_GROUP)
             if writer is None:
                 writer = pq.ParquetWriter(local, reader.schema, compression="zstd")
@@ -154,7 +173,9 @@ def materialize(lake: Lake, ref: SessionRef, *, memory_limit: str = "512MB") -> 
 
     DuckDB streams the session's parts under a memory limit and spills beyond it; the
     task tables are built a slice of task ids at a time."""
-    version, _ = inputs_version(lake, ref)
+    version, entries = inputs_version(lake, ref)
+    task_events = sum(e.event_counts.get(t, 0) for e in entries for t in _TASK_TABLES)
+    slices = task_slices(task_events)
     work = Path(tempfile.mkdtemp(prefix="raylake-state-"))
     con = connect(
         lake,
@@ -173,7 +194,7 @@ def materialize(lake: Lake, ref: SessionRef, *, memory_limit: str = "512MB") -> 
         for table, sql in STATE_TABLES.items():
             local = work / f"{table}.parquet"
             if table in _BY_TASK_SLICE:
-                rows[table] = _write_by_task_slice(con, sql, local)
+                rows[table] = _write_by_task_slice(con, sql, local, slices)
             else:
                 con.execute(
                     f"COPY ({sql}) TO '{local}' "
@@ -190,6 +211,7 @@ def materialize(lake: Lake, ref: SessionRef, *, memory_limit: str = "512MB") -> 
         "version": version,
         "tables": sorted(STATE_TABLES),
         "rows": rows,
+        "task_slices": len(slices),
         "built_at": time.time(),
         "build_seconds": round(time.monotonic() - started, 3),
     }

@@ -147,3 +147,19 @@ def test_raylake_materialize_builds_once(lake: Lake, capsys: pytest.CaptureFixtu
     # Batch-ingested sessions are never marked ended by a collector.
     assert main(["materialize", "--lake", lake.url, "--ended"]) == 0
     assert capsys.readouterr().out == ""
+
+
+def test_slices_of_task_ids_build_the_same_tables(
+    lake: Lake, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import query.state
+
+    whole = _cache(lake, tmp_path / "whole").get(REF)
+    want = {t: whole.query(f"SELECT * FROM {t}") for t in ("tasks", "task_profile")}
+    monkeypatch.setattr(query.state, "_EVENTS_PER_SLICE", 100)  # the sample: 16 slices
+    monkeypatch.setattr(query.state, "_CODE", "sliced")  # a new version: built again
+    sliced = _cache(lake, tmp_path / "sliced").get(REF)
+    assert (read_meta(lake, REF) or {})["task_slices"] == 16
+    for table, rows in want.items():
+        assert sliced.query(f"SELECT * FROM {table}").equals(rows), table
+    assert want["tasks"].num_rows == 284
