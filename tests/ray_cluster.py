@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import os
 import random
+import shutil
 import signal
 import socket
 import subprocess
@@ -302,6 +303,38 @@ class RayNode:
         killed = [f"{pid} {_name(pid)}" for pid in sorted(alive)]
         signal_all(alive, signal.SIGKILL)
         return killed
+
+    def crash(self, exclude: set[int]) -> int:
+        """SIGKILL this node's processes at once, as a lost machine or pod would stop
+        them: nothing is flushed or reported on the way out. Return how many."""
+        pids = {pid for pid in self.processes(exclude) if _alive(pid)}
+        signal_all(pids, signal.SIGKILL)
+        return len(pids)
+
+
+def start_redis(port: int, data_dir: Path, log: Path) -> Process:
+    """Debian's `redis-server` on a loopback port, in a directory of its own, keeping
+    nothing on disk: the external store of GCS fault tolerance (`RAY_REDIS_ADDRESS`)."""
+    server = shutil.which("redis-server")
+    if server is None:
+        raise AssertionError("redis-server is missing: `make setup` installs Debian's")
+    data_dir.mkdir(parents=True, exist_ok=True)
+    command = [
+        server,
+        *("--bind", HOST, "--port", str(port), "--dir", str(data_dir)),
+        *("--save", "", "--appendonly", "no", "--protected-mode", "yes"),
+    ]
+    redis = start("redis", command, log, clean_env({}))
+    deadline = time.monotonic() + 20
+    while True:
+        with contextlib.suppress(OSError), socket.create_connection((HOST, port), timeout=1) as s:
+            s.sendall(b"PING\r\n")
+            if s.recv(64).startswith(b"+PONG"):
+                return redis
+        if redis.popen.poll() is not None or time.monotonic() > deadline:
+            redis.kill()
+            raise AssertionError(f"redis-server did not start:\n{redis.output()}")
+        time.sleep(0.1)
 
 
 def _process_table() -> dict[int, tuple[int, int, bytes]]:
