@@ -67,6 +67,7 @@ test: setup lint
 bench: setup
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/collector.py
+	$(BIN)/python bench/query.py
 
 clean:
 	rm -rf $(VENV) .lake .pytest_cache .mypy_cache .ruff_cache
