@@ -25,7 +25,8 @@ live Ray dashboard and on raylake for one real Ray session.
    cold start = from just before it is spawned until its first answer to
    `/api/v0/tasks?limit=100` for the big session (the wait for `/healthz` polls every
    50 ms, so this over-counts by up to 50 ms). Then, over one keep-alive httpx client,
-   `--requests` sequential requests (after `WARMUP` unmeasured ones) of every measured
+   `--requests` sequential requests (after `WARMUP` unmeasured ones, the first of which
+   builds the answer and is printed as `first`) of every measured
    endpoint for the big and for a small session (chosen by `?session=ns/name/session`;
    the small session's state is built first, timed apart), and of `/clusters` (every
    session; its first request, which reads the catalog, timed apart). Its peak RSS is
@@ -259,6 +260,9 @@ class Latency:
     """For list answers: the rows Ray's envelope says match (`data.result.total`)."""
     error: str = ""
     """The start of an answer other than 200."""
+    first: float | None = None
+    """The first request's time: the server builds the answer (later ones reuse it for
+    the same version of the session's state)."""
 
     @property
     def ok(self) -> bool:
@@ -308,6 +312,7 @@ def measure(
             return latency
         if i == 0:
             latency.total = list_total(answer)
+            latency.first = seconds
         if i >= warmup:
             latency.seconds.append(seconds)
     return latency
@@ -361,9 +366,10 @@ def print_latency(label: str, latency: Latency, targets: bool = True) -> None:
         print(f"  {label:<44} HTTP {latency.status}: not measured; {latency.error}")
         return
     total = f" ({count(latency.total)} rows)" if latency.total is not None else ""
+    first = f"  first {ms(latency.first):>10}" if latency.first is not None else ""
     line = (
         f"  {label:<44} p50 {ms(latency.p50):>10}  p95 {ms(latency.p95):>10}  "
-        f"max {ms(max(latency.seconds)):>10}"
+        f"max {ms(max(latency.seconds)):>10}{first}"
     )
     if targets:
         line += (

@@ -18,7 +18,7 @@ import tempfile
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -64,6 +64,7 @@ STATE_TABLES: dict[str, str] = {
 }
 
 _CHUNK = 8 * 1024 * 1024
+_ANSWERS_KEPT = 64
 
 
 class SessionNotFound(LookupError):
@@ -239,9 +240,28 @@ class SessionState:
     connection: duckdb.DuckDBPyConnection
     checked: float = field(default_factory=time.monotonic)
 
+    def __post_init__(self) -> None:
+        # Not fields: Litestar inspects a dependency's fields, and a lock has no type.
+        self._answers: OrderedDict[Hashable, Any] = OrderedDict()
+        self._answers_lock = threading.Lock()
+
     @property
     def ray_version(self) -> str:
         return next((e.ray_version for e in self.entries if e.ray_version), "")
+
+    def remember(self, key: Hashable, compute: Callable[[], Any]) -> Any:
+        """`compute()`, once per key for this version of the state (a version never
+        changes, so neither does an answer derived from it); the newest 64 are kept."""
+        with self._answers_lock:
+            if key in self._answers:
+                self._answers.move_to_end(key)
+                return self._answers[key]
+        value = compute()
+        with self._answers_lock:
+            self._answers[key] = value
+            while len(self._answers) > _ANSWERS_KEPT:
+                self._answers.popitem(last=False)
+        return value
 
     def query(self, sql: str, params: list[Any] | dict[str, Any] | None = None) -> pa.Table:
         """Run `sql` with this session's tables as the unqualified names."""

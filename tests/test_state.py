@@ -7,6 +7,7 @@ import base64
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -163,3 +164,21 @@ def test_slices_of_task_ids_build_the_same_tables(
     for table, rows in want.items():
         assert sliced.query(f"SELECT * FROM {table}").equals(rows), table
     assert want["tasks"].num_rows == 284
+
+
+def test_an_answer_is_remembered_for_its_version_only(lake: Lake, tmp_path: Path) -> None:
+    cache = _cache(lake, tmp_path)
+    calls = []
+
+    def count_tasks(state: Any) -> int:
+        calls.append(state.version)
+        return int(state.query("SELECT count(*) AS n FROM tasks").to_pylist()[0]["n"])
+
+    before = cache.get(REF)
+    assert before.remember("tasks", lambda: count_tasks(before)) == 284
+    assert before.remember("tasks", lambda: count_tasks(before)) == 284
+    assert calls == [before.version]
+    ingest_paths(lake, CLUSTER, [_new_task_body(tmp_path)])
+    after = cache.get(REF)
+    assert after.remember("tasks", lambda: count_tasks(after)) == 285
+    assert calls == [before.version, after.version]

@@ -34,7 +34,7 @@ from web.listing import (
     ray_bad_request,
 )
 from web.reply import json_response, rest_response
-from web.sessions import session_state
+from web.sessions import remembered, session_state
 
 Row = dict[str, Any]
 
@@ -468,6 +468,11 @@ JOBS = Entity(
 
 
 def _list(request: Request[Any, Any, Any], state: SessionState, entity: Entity) -> Response[bytes]:
+    browser = is_browser_request(request)
+    return remembered(request, state, lambda: _page(request, state, entity), browser=browser)
+
+
+def _page(request: Request[Any, Any, Any], state: SessionState, entity: Entity) -> Response[bytes]:
     try:
         options = list_options(request)
         page = list_page(state, entity.source, entity.select, options, entity.filters)
@@ -564,6 +569,11 @@ def list_job_details(request: Request[Any, Any, Any], session: SessionState) -> 
     """The job API's list: submission jobs (Ray lists them in its key-value store's
     order, which is none in particular; raylake by start time), then plain drivers by
     job id."""
+    browser = is_browser_request(request)
+    return remembered(request, session, lambda: _job_details(session, browser), browser=browser)
+
+
+def _job_details(session: SessionState, browser: bool) -> Response[bytes]:
     rows = session.query(
         f"""
         SELECT {JOB_FIELDS} FROM jobs
@@ -572,7 +582,7 @@ def list_job_details(request: Request[Any, Any, Any], session: SessionState) -> 
         """
     ).to_pylist()
     jobs = [job_details(row) for row in rows]
-    if is_browser_request(request):
+    if browser:
         jobs = [redact_row(job) for job in jobs]
     return json_response(jobs)
 

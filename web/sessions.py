@@ -1,6 +1,7 @@
 """Which session a request is about, following KubeRay's history server: `GET /clusters`
-lists them, `/enter_cluster/...` sets the session cookie, and `?session=<ns>/<name>/<session>`
-on any request does the same for that request (so links can be shared).
+lists them (the lake's sessions, and the clusters running now, marked `live`),
+`/enter_cluster/...` sets the session cookie, and `?session=<ns>/<name>/<session>` on any
+request does the same for that request (so links can be shared).
 """
 
 from __future__ import annotations
@@ -8,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from litestar import Request, Response, get
@@ -19,6 +21,7 @@ from lake.store import Lake
 from query.engine import SessionRef
 from query.sessions import SessionInfo, list_sessions
 from query.state import SessionNotFound, SessionState, StateCache
+from web.live import LiveCluster, LiveClusters, live_session
 from web.reply import ApiError, json_response
 
 COOKIE = "raylake_session"
@@ -68,6 +71,18 @@ class Sessions:
             )
         return self.resolve(*parts)
 
+    def chosen(self, request: Request[Any, Any, Any]) -> SessionRef:
+        """The session `?session=` or the session cookie names."""
+        text = request.query_params.get("session") or request.cookies.get(COOKIE)
+        if not text:
+            raise ApiError(
+                400,
+                "no_session",
+                "No session chosen: open /enter_cluster/<namespace>/<name>/<session> "
+                "(see GET /clusters), or add ?session=<namespace>/<name>/<session>",
+            )
+        return self.parse(text)
+
     def state(self, ref: SessionRef) -> SessionState:
         try:
             return self.cache.get(ref)
@@ -81,21 +96,33 @@ def session_key(ref: SessionRef) -> str:
 
 def chosen_session(request: Request[Any, Any, Any]) -> SessionRef:
     sessions: Sessions = request.app.state.sessions
-    text = request.query_params.get("session") or request.cookies.get(COOKIE)
-    if not text:
-        raise ApiError(
-            400,
-            "no_session",
-            "No session chosen: open /enter_cluster/<namespace>/<name>/<session> "
-            "(see GET /clusters), or add ?session=<namespace>/<name>/<session>",
-        )
-    return sessions.parse(text)
+    return sessions.chosen(request)
 
 
 def session_state(request: Request[Any, Any, Any]) -> SessionState:
     """The dependency every session route takes: the chosen session's state."""
     sessions: Sessions = request.app.state.sessions
     return sessions.state(chosen_session(request))
+
+
+def remembered(
+    request: Request[Any, Any, Any],
+    state: SessionState,
+    build: Callable[[], Response[bytes]],
+    *,
+    browser: bool = False,
+) -> Response[bytes]:
+    """The answer to this request (path, query, and whether Ray would answer a browser
+    differently) for this version of the session's state, built once: a whole-session
+    answer is expensive on a large session and the same until the session changes."""
+    key = (request.url.path, tuple(sorted(request.query_params.multi_items())), browser)
+    content, status, headers, media_type = state.remember(key, lambda: _parts(build()))
+    return Response(content, status_code=status, headers=headers, media_type=media_type)
+
+
+def _parts(response: Response[bytes]) -> tuple[bytes, int, dict[str, str], str | None]:
+    media_type = response.media_type if isinstance(response.media_type, str) else None
+    return response.content, response.status_code or 200, dict(response.headers), media_type
 
 
 def _millis(moment: dt.datetime) -> int:
@@ -117,8 +144,9 @@ def _time_param(request: Request[Any, Any, Any], name: str) -> dt.datetime | Non
     return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
 
 
-def cluster_info(info: SessionInfo) -> dict[str, Any]:
-    """KubeRay's ClusterInfo, plus what the lake knows about the session."""
+def cluster_info(info: SessionInfo, live: LiveCluster | None = None) -> dict[str, Any]:
+    """KubeRay's ClusterInfo, plus what the lake knows about the session; `live` when it
+    is the session a cluster that exists now runs."""
     start = info.start_time
     return {
         "name": info.ref.cluster.name,
@@ -130,23 +158,61 @@ def cluster_info(info: SessionInfo) -> dict[str, Any]:
         "ended": info.ended,
         "lastEventTime": info.last_event_time,
         "nodes": len(info.entries),
+        "live": live is not None,
+        "kind": live.kind if live else None,
     }
+
+
+def new_cluster_info(live: LiveCluster) -> dict[str, Any]:
+    """A running cluster none of whose sessions is in the lake yet."""
+    created = live.created.astimezone(dt.UTC)
+    return {
+        "name": live.cluster.name,
+        "namespace": live.cluster.namespace,
+        "sessionName": "",
+        "createTime": created.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "createTimeStamp": _millis(created),
+        "rayVersion": "",
+        "ended": False,
+        "lastEventTime": None,
+        "nodes": 0,
+        "live": True,
+        "kind": live.kind,
+    }
+
+
+def cluster_listing(
+    infos: list[SessionInfo], running: dict[ClusterKey, LiveCluster]
+) -> list[tuple[dt.datetime, dict[str, Any]]]:
+    """The lake's sessions (each running cluster's marked live) and the running clusters
+    the lake has no session of yet, newest first, each with when it began."""
+    live_refs = {}
+    listed = []
+    for cluster, live in running.items():
+        session = live_session(infos, cluster)
+        if session is None:
+            listed.append((live.created, new_cluster_info(live)))
+        else:
+            live_refs[session.ref] = live
+    listed += [(s.start_time, cluster_info(s, live_refs.get(s.ref))) for s in infos]
+    return sorted(listed, key=lambda pair: pair[0], reverse=True)
 
 
 @get("/clusters", sync_to_thread=True)
 def clusters(request: Request[Any, Any, Any]) -> Response[bytes]:
-    """Sessions newest first; `namespace`, `name`, `since`, `until` narrow them and
-    `limit`/`offset` page (the total is in `X-Total-Count`)."""
+    """Sessions and running clusters newest first; `namespace`, `name`, `since`, `until`
+    narrow them and `limit`/`offset` page (the total is in `X-Total-Count`)."""
     sessions: Sessions = request.app.state.sessions
+    running: LiveClusters = request.app.state.live
     query = request.query_params
     since, until = _time_param(request, "since"), _time_param(request, "until")
     found = [
-        s
-        for s in sessions.all()
-        if query.get("namespace", s.ref.cluster.namespace) == s.ref.cluster.namespace
-        and query.get("name", s.ref.cluster.name) == s.ref.cluster.name
-        and (since is None or s.start_time >= since)
-        and (until is None or s.start_time <= until)
+        c
+        for start, c in cluster_listing(sessions.all(), running.current())
+        if query.get("namespace", c["namespace"]) == c["namespace"]
+        and query.get("name", c["name"]) == c["name"]
+        and (since is None or start >= since)
+        and (until is None or start <= until)
     ]
     try:
         offset = int(query.get("offset") or 0)
@@ -154,9 +220,7 @@ def clusters(request: Request[Any, Any, Any]) -> Response[bytes]:
     except ValueError:
         raise ApiError(400, "bad_page", "limit and offset must be integers") from None
     page = found[offset : offset + limit]
-    return json_response(
-        [cluster_info(s) for s in page], headers={"X-Total-Count": str(len(found))}
-    )
+    return json_response(page, headers={"X-Total-Count": str(len(found))})
 
 
 def _enter(request: Request[Any, Any, Any], namespace: str, name: str, session: str) -> Any:

@@ -32,7 +32,7 @@ from web.listing import (
     ray_bad_request,
 )
 from web.reply import json_response
-from web.sessions import session_state
+from web.sessions import remembered, session_state
 
 #: TaskState's filterable fields (`ray/util/state/common.py`), as the tasks table holds them.
 TASK_COLUMNS: dict[str, Column] = {
@@ -625,12 +625,15 @@ SESSION = {"session": Provide(session_state, sync_to_thread=True)}
 
 @get("/api/v0/tasks", dependencies=SESSION, sync_to_thread=True)
 def list_tasks(request: Request[Any, Any, Any], session: SessionState) -> Response[bytes]:
-    try:
-        options = list_options(request)
-        page, result = list_tasks_page(session, options)
-    except ListRequestError as exc:
-        return ray_bad_request(str(exc))
-    return list_reply(page, result)
+    def build() -> Response[bytes]:
+        try:
+            options = list_options(request)
+            page, result = list_tasks_page(session, options)
+        except ListRequestError as exc:
+            return ray_bad_request(str(exc))
+        return list_reply(page, result)
+
+    return remembered(request, session, build)
 
 
 def summary_reply(counts: Counts, summary: dict[str, Any]) -> Response[bytes]:
@@ -664,6 +667,10 @@ def summary_reply(counts: Counts, summary: dict[str, Any]) -> Response[bytes]:
 
 @get("/api/v0/tasks/summarize", dependencies=SESSION, sync_to_thread=True)
 def summarize_tasks(request: Request[Any, Any, Any], session: SessionState) -> Response[bytes]:
+    return remembered(request, session, lambda: summarize(request, session))
+
+
+def summarize(request: Request[Any, Any, Any], session: SessionState) -> Response[bytes]:
     summary_by = request.query_params.get("summary_by") or "func_name"
     if summary_by not in ("func_name", "task_name", "lineage"):
         return ray_bad_request('summary_by must be one of "func_name", "task_name", or "lineage".')
