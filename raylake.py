@@ -261,6 +261,8 @@ def cmd_collect(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    import dataclasses
+
     from web.app import ServerConfig
     from web.app import run as run_server
 
@@ -277,8 +279,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
         cache_dir=args.cache_dir,
         recheck_seconds=args.recheck_seconds,
         cors_origins=tuple(args.cors_origin),
+        kubeconfig=args.kubeconfig,
+        live_namespaces=tuple(args.live_namespace),
     )
-    return run_server(config)
+    if args.live_dashboard_url_template:
+        config = dataclasses.replace(
+            config, live_dashboard_url_template=args.live_dashboard_url_template
+        )
+    try:
+        return run_server(config)
+    except ValueError as exc:  # an unreadable kubeconfig, a bad URL template
+        raise SystemExit(f"raylake serve: {exc}") from None
 
 
 def cmd_materialize(args: argparse.Namespace) -> int:
@@ -440,6 +451,25 @@ def parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         help="allow browser requests from this origin (repeatable; CORS is off by default)",
+    )
+    serve.add_argument(
+        "--kubeconfig",
+        default=os.environ.get("KUBECONFIG"),
+        help="list the RayClusters running now through this kubeconfig (env KUBECONFIG; "
+        "in a pod, its service account is used without one)",
+    )
+    serve.add_argument(
+        "--live-namespace",
+        action="append",
+        default=[n for n in os.environ.get("RAYLAKE_LIVE_NAMESPACES", "").split(",") if n],
+        help="list running clusters only in this namespace (repeatable; env "
+        "RAYLAKE_LIVE_NAMESPACES, comma-separated; default: every namespace)",
+    )
+    serve.add_argument(
+        "--live-dashboard-url-template",
+        default=os.environ.get("RAYLAKE_LIVE_DASHBOARD_URL_TEMPLATE"),
+        help="a running cluster's dashboard, for what only it knows (env "
+        "RAYLAKE_LIVE_DASHBOARD_URL_TEMPLATE; default: KubeRay's head service)",
     )
     serve.set_defaults(run=cmd_serve)
 

@@ -3,6 +3,7 @@ session, plus raylake's own routes."""
 
 from __future__ import annotations
 
+import logging
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +21,7 @@ from web import (
     dashboard,
     entities,
     lake_api,
+    live,
     logs,
     reports,
     sessions,
@@ -41,6 +43,11 @@ class ServerConfig:
     recheck_seconds: float = 2.0
     cors_origins: tuple[str, ...] = field(default=())
     memory_limit: str = "1GB"
+    # Clusters running now: RayClusters listed through this kubeconfig (else, in a pod,
+    # the pod's service account), in these namespaces (none: every namespace).
+    kubeconfig: str | None = None
+    live_namespaces: tuple[str, ...] = ()
+    live_dashboard_url_template: str = live.KUBERAY_DASHBOARD
 
 
 @get("/healthz")
@@ -65,6 +72,11 @@ def create_app(config: ServerConfig) -> Litestar:
     middleware: list[Any] = []
     if config.auth_token:
         middleware.append(auth.TokenAuth(config.auth_token))
+    running = live.LiveClusters(
+        live.kubernetes_lister(config.kubeconfig, config.live_namespaces),
+        config.live_dashboard_url_template,
+    )
+
     app = Litestar(
         route_handlers=[
             healthz,
@@ -81,6 +93,8 @@ def create_app(config: ServerConfig) -> Litestar:
             *reports.ROUTES,
         ],
         middleware=middleware,
+        before_request=live.proxy_live_only,
+        lifespan=[live.head_client],
         cors_config=CORSConfig(allow_origins=list(config.cors_origins))
         if config.cors_origins
         else None,
@@ -89,11 +103,14 @@ def create_app(config: ServerConfig) -> Litestar:
     app.state.config = config
     app.state.lake = lake
     app.state.sessions = sessions.Sessions(lake, cache, recheck_seconds=config.recheck_seconds)
+    app.state.live = running
     return app
 
 
 def run(config: ServerConfig) -> int:
     import uvicorn
 
+    # One line per proxied request of a live session (the UI polls) is noise.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     uvicorn.run(create_app(config), host=config.host, port=config.port, log_level="warning")
     return 0

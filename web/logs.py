@@ -11,6 +11,9 @@ missing file with HTTP 500 and the message as text, raylake sends the same text 
 400 or 404. Only files in the session's log index can be read: a path is refused
 unless it is a plain relative path, and is then looked up in the index, never in a
 directory.
+
+A live cluster's running session streams from its head instead (`web/live.py`), where
+`/api/v0/logs/stream` follows the file as Ray writes it.
 """
 
 from __future__ import annotations
