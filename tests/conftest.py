@@ -87,3 +87,31 @@ def api(server: Server) -> Iterator[httpx.Client]:
         entered = client.get(f"/enter_cluster/{CLUSTER.namespace}/{CLUSTER.name}/{SESSION}")
         assert entered.status_code == 200, entered.text
         yield client
+
+
+#: Debian's chromium, which `make setup` installs; Playwright drives it (no download).
+CHROMIUM = "/usr/bin/chromium"
+# No sandbox as root, and no background connections to Google's hosts, which a closed
+# network refuses.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    """Headless Chromium, for the tests of pages."""
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: `make setup` installs Debian's chromium")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()

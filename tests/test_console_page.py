@@ -30,16 +30,6 @@ from server import Server
 
 ARTIFACTS = Path(__file__).parent / "artifacts" / "console"
 STATIC = Path(__file__).parent.parent / "web" / "static" / "console"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 BY_FUNCTION = (
     "SELECT func_or_class_name, count(*) AS attempts FROM tasks GROUP BY 1 ORDER BY 2 DESC, 1"
 )
@@ -379,18 +369,6 @@ def test_nothing_comes_from_outside_the_server(client: httpx.Client) -> None:
 
 
 # In the browser.
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: `make setup` installs Debian's chromium")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield launched
-        launched.close()
 
 
 @dataclass

@@ -36,13 +36,6 @@ from server import Server, running_server
 NOW = dt.datetime(2026, 11, 22, tzinfo=dt.UTC)
 OTHER = ClusterKey("team-b", "batch")
 ARTIFACTS = Path(__file__).parent / "artifacts" / "reports"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--no-first-run",
-    "--disable-background-networking",
-]
 PLOTS = (
     "plot-function-failures",
     "plot-job-failures",
@@ -496,18 +489,6 @@ def non_white_share(png: bytes) -> float:
     image = Image.open(io.BytesIO(png)).convert("L")
     histogram = image.histogram()
     return 1 - sum(histogram[245:]) / (image.width * image.height)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: `make setup` installs Debian's chromium")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield launched
-        launched.close()
 
 
 def test_report_in_the_browser_without_javascript(report_server: Server, browser: Any) -> None:

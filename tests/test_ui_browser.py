@@ -29,19 +29,7 @@ from conftest import CLUSTER, SAMPLE, SESSION, WORKER_NODE, live
 from server import Server, running_server
 
 SESSION_KEY = f"{CLUSTER.namespace}/{CLUSTER.name}/{SESSION}"
-CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).parent / "artifacts" / "ui"
-# As the probe of this machine kind runs it: no sandbox as root, and no background
-# connections to Google's hosts, which this closed network refuses.
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 
 def bundled_build() -> Path:
@@ -248,18 +236,6 @@ def printed_task() -> PrintedTask:
             out, err = worker_log_part(logs, "stdout"), worker_log_part(logs, "stderr")
             return PrintedTask(task["task_id"], out, err)
     raise AssertionError("the capture has a task on the worker that printed")
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: `make setup` installs Debian's chromium")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield launched
-        launched.close()
 
 
 def test_ray_dashboard_in_the_browser(server: Server, browser: Any) -> None:
