@@ -24,6 +24,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import boto3
+import pytest
 
 HOST = "127.0.0.1"
 START_TIMEOUT = 30.0
@@ -95,6 +96,18 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait(timeout=10)
+
+
+@contextlib.contextmanager
+def fake_aws_env() -> Iterator[pytest.MonkeyPatch]:
+    """The fake credentials moto takes, and none of the machine's AWS settings, until
+    the block ends (the environment is restored then)."""
+    with pytest.MonkeyPatch.context() as mp:
+        for name in UNSET_AWS_ENV:
+            mp.delenv(name, raising=False)
+        for name, value in FAKE_AWS_ENV.items():
+            mp.setenv(name, value)
+        yield mp
 
 
 @contextlib.contextmanager

@@ -19,7 +19,7 @@ from query.client import LakeClient, TruncatedResult, open_lake
 from query.console import ROW_CAP, QueryError
 
 from conftest import CLUSTER, HEAD_NODE, SAMPLE, SESSION
-from s3_server import FAKE_AWS_ENV, UNSET_AWS_ENV, create_bucket, moto_server
+from s3_server import create_bucket, fake_aws_env, moto_server
 from server import Server, running_server
 
 BUCKET = "raylake-client"
@@ -29,16 +29,11 @@ FLAKY_TASK = "76385d6aec5a2d68ffffffffffffffffffffffff01000000"
 @pytest.fixture(scope="module")
 def s3_copy(collected_lake: Lake) -> Iterator[tuple[str, str]]:
     """The collected lake's files, copied as they are into a bucket: (URL, endpoint)."""
-    with pytest.MonkeyPatch.context() as mp:
-        for name in UNSET_AWS_ENV:
-            mp.delenv(name, raising=False)
-        for name, value in FAKE_AWS_ENV.items():
-            mp.setenv(name, value)
-        with moto_server() as endpoint:
-            create_bucket(endpoint, BUCKET)
-            fs = s3fs.S3FileSystem(endpoint_url=endpoint)
-            fs.put(f"{collected_lake.url}/", f"{BUCKET}/lake", recursive=True)
-            yield f"s3://{BUCKET}/lake", endpoint
+    with fake_aws_env(), moto_server() as endpoint:
+        create_bucket(endpoint, BUCKET)
+        fs = s3fs.S3FileSystem(endpoint_url=endpoint)
+        fs.put(f"{collected_lake.url}/", f"{BUCKET}/lake", recursive=True)
+        yield f"s3://{BUCKET}/lake", endpoint
 
 
 @pytest.fixture(scope="module")

@@ -29,7 +29,7 @@ from query.engine import connect, view_names
 from query.view_docs import COLUMNS, SHARED, VIEWS
 
 from conftest import CLUSTER, HEAD_NODE, SESSION, WORKER_NODE, ingest_sample, live
-from s3_server import FAKE_AWS_ENV, UNSET_AWS_ENV, create_bucket, moto_server
+from s3_server import FAKE_AWS_ENV, create_bucket, fake_aws_env, moto_server
 from server import running_server
 
 # --- the corpus -------------------------------------------------------------------------
@@ -616,15 +616,10 @@ def test_console_needs_the_token(collected_lake: Lake, tmp_path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def s3_lake(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Lake, str]]:
-    with pytest.MonkeyPatch.context() as mp:
-        for name in UNSET_AWS_ENV:
-            mp.delenv(name, raising=False)
-        for name, value in FAKE_AWS_ENV.items():
-            mp.setenv(name, value)
-        with moto_server() as endpoint:
-            create_bucket(endpoint, "raylake-console")
-            mp.setenv("RAYLAKE_S3_ENDPOINT_URL", endpoint)
-            yield ingest_sample("s3://raylake-console/lake"), endpoint
+    with fake_aws_env() as mp, moto_server() as endpoint:
+        create_bucket(endpoint, "raylake-console")
+        mp.setenv("RAYLAKE_S3_ENDPOINT_URL", endpoint)
+        yield ingest_sample("s3://raylake-console/lake"), endpoint
 
 
 def test_s3_lake_is_readable_and_nothing_else(

@@ -32,9 +32,8 @@ from query.engine import ENTITY_VIEWS, connect, view_names
 # tests/ is not a package: pytest's default ("prepend") import mode puts this file's
 # directory on sys.path, so the helper imports as a top-level module.
 from s3_server import (
-    FAKE_AWS_ENV,
-    UNSET_AWS_ENV,
     create_bucket,
+    fake_aws_env,
     get_object,
     list_objects,
     moto_server,
@@ -58,11 +57,7 @@ BUCKETS = {"api": "raylake-api", "cli": "raylake-cli"}
 @pytest.fixture(scope="module")
 def aws_env() -> Iterator[None]:
     """Fake credentials for this module only; the environment is restored afterwards."""
-    with pytest.MonkeyPatch.context() as mp:
-        for name in UNSET_AWS_ENV:
-            mp.delenv(name, raising=False)
-        for name, value in FAKE_AWS_ENV.items():
-            mp.setenv(name, value)
+    with fake_aws_env():
         yield
 
 

@@ -19,7 +19,13 @@ from lake.layout import ClusterKey
 from lake.store import Lake
 
 from conftest import CLUSTER, POSTS, SESSION, ingest_sample
-from s3_server import FAKE_AWS_ENV, UNSET_AWS_ENV, create_bucket, free_port, moto_server
+from s3_server import (
+    FAKE_AWS_ENV,
+    create_bucket,
+    fake_aws_env,
+    free_port,
+    moto_server,
+)
 from server import REPO, Server, running_server
 
 ENTER = f"/enter_cluster/{CLUSTER.namespace}/{CLUSTER.name}/{SESSION}"
@@ -186,17 +192,12 @@ def test_cors_is_off_by_default(served: Server) -> None:
 
 @pytest.fixture(scope="module")
 def s3_lake(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
-    with pytest.MonkeyPatch.context() as mp:
-        for name in UNSET_AWS_ENV:
-            mp.delenv(name, raising=False)
-        for name, value in FAKE_AWS_ENV.items():
-            mp.setenv(name, value)
-        with moto_server() as endpoint:
-            create_bucket(endpoint, "raylake-serve")
-            url = "s3://raylake-serve/lake"
-            lake = Lake(url, endpoint_url=endpoint, create=True)
-            assert not ingest_paths(lake, CLUSTER, [POSTS]).rejected
-            yield url, endpoint
+    with fake_aws_env(), moto_server() as endpoint:
+        create_bucket(endpoint, "raylake-serve")
+        url = "s3://raylake-serve/lake"
+        lake = Lake(url, endpoint_url=endpoint, create=True)
+        assert not ingest_paths(lake, CLUSTER, [POSTS]).rejected
+        yield url, endpoint
 
 
 def test_an_s3_lake_answers_as_a_local_one(
