@@ -51,7 +51,6 @@ import statistics  # noqa: E402
 import subprocess  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
-from collections import defaultdict  # noqa: E402
 from collections.abc import Callable, Sequence  # noqa: E402
 from contextlib import AbstractContextManager  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
@@ -64,9 +63,8 @@ import ingest.load  # noqa: E402
 from bench import synthetic  # noqa: E402
 from bench.report import count, load_average  # noqa: E402
 from ingest.load import BATCH_EVENTS, read_bodies  # noqa: E402
-from ingest.normalize import normalize  # noqa: E402
+from ingest.normalize import EventColumns, normalize  # noqa: E402
 from ingest.parse import parse_body  # noqa: E402
-from ingest.to_arrow import TableRows, to_table  # noqa: E402
 
 TARGET_EVENTS_PER_CORE = 150_000
 TARGET_RSS_BYTES = 500 * 1000 * 1000  # 500 MB
@@ -129,7 +127,7 @@ def convert(bodies: Sequence[bytes]) -> Run:
 def _convert(bodies: Sequence[bytes]) -> Run:
     clock = time.process_time
     seen: set[bytes] = set()
-    rows: dict[str, TableRows] = defaultdict(TableRows)
+    columns = EventColumns()
     events = 0
     parse_cpu = normalize_cpu = 0.0
     wall0, cpu0 = time.perf_counter(), clock()
@@ -137,15 +135,13 @@ def _convert(bodies: Sequence[bytes]) -> Run:
         a = clock()
         parsed = parse_body(body)
         b = clock()
-        body_rows = normalize(parsed, seen)
+        normalize(parsed, seen, columns)
         c = clock()
         parse_cpu += b - a
         normalize_cpu += c - b
         events += len(parsed.events)
-        for table, table_rows in body_rows.items():
-            rows[table].extend(table_rows)
     a = clock()
-    tables = [to_table(table, table_rows, "bench") for table, table_rows in rows.items()]
+    tables = list(columns.tables("bench").values())
     to_table_cpu = clock() - a
     cpu, wall = clock() - cpu0, time.perf_counter() - wall0
     return Run(

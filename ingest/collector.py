@@ -30,7 +30,7 @@ from prometheus_client import Counter as MetricCounter
 from ingest.exports import ExportTailer
 from ingest.flush import RECENT_EVENT_IDS, Flusher, SegmentRows
 from ingest.node import current_session_dir, node_id
-from ingest.normalize import normalize
+from ingest.normalize import EventColumns, normalize
 from ingest.parse import BodyError, parse_body
 from ingest.settings import CollectorConfig
 from ingest.shipper import LogShipper
@@ -92,6 +92,8 @@ class Collector:
         self._lock = threading.Lock()  # intake and sealing: a segment's rows stay whole
         self._pending: dict[str, SegmentRows] = {}  # by segment name
         self._held_events = 0  # rows kept in memory for segments not yet written
+        self._held_cap = MEMORY_FLUSHES * config.flush_events
+        self._checked = EventColumns()  # where a body not kept is checked
         self._recent: set[bytes] = set()
         self._recent_order: deque[bytes] = deque()
         self._flusher: Flusher | None = None
@@ -135,22 +137,31 @@ class Collector:
                 self.metrics.rejected.labels("draining").inc()  # the drain may have sealed
                 raise Draining("the collector is shutting down")
             new_ids = {e.event_id for e in parsed.events} - self._recent
+            segment = self._pending.setdefault(self.spool.open_name, SegmentRows())
+            # Rows are kept for the flush up to a bound; past it (the lake is behind) the
+            # body is only checked, and the flusher parses the segment from disk.
+            keep = segment.complete and self._held_events < self._held_cap
+            columns = segment.columns if keep else self._checked
+            mark = columns.mark()
             try:
-                rows = normalize(parsed, self._recent)
-                segment_name = self.spool.append(body)
+                normalize(parsed, self._recent, columns)
+                self.spool.append(body)
             except BodyError:
                 self._recent -= new_ids
                 self.metrics.rejected.labels("invalid").inc()
                 raise
             except SpoolFull as exc:
+                columns.rollback(mark)
                 self._recent -= new_ids
                 self.metrics.rejected.labels("spool_full").inc()
                 raise CollectorUnavailable(str(exc)) from None
-            segment = self._pending.setdefault(segment_name, SegmentRows())
-            if self._held_events < MEMORY_FLUSHES * self.config.flush_events:
-                segment.add(parsed, rows, new_ids)
+            finally:
+                if not keep:
+                    self._checked.rollback(mark)
+            if keep:
+                segment.add(parsed, new_ids)
                 self._held_events += len(parsed.events)
-            else:  # the lake is behind: keep memory bounded, the flusher reads the disk
+            else:
                 segment.complete = False
             segment.spooled += len(parsed.events)
             self._remember(new_ids)
@@ -175,10 +186,8 @@ class Collector:
         if found:
             return found
         for rows in self._pending.values():
-            for table_rows in rows.rows.values():
-                for event in table_rows.events:
-                    if event[3]:  # the emitting node, as Ray reported it
-                        return str(event[3])
+            if rows.emitter:  # the emitting node, as Ray reported it
+                return rows.emitter
         return "unknown"
 
     def lake(self) -> Lake:

@@ -19,10 +19,9 @@ from dataclasses import dataclass, field
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ingest.normalize import Rows, normalize
+from ingest.normalize import EventColumns, normalize
 from ingest.parse import ParsedBody, parse_body
 from ingest.spool import Segment, Spool, read_segment
-from ingest.to_arrow import TableRows, to_table
 from lake.catalog import CatalogEntry, time_text, update_entry
 from lake.layout import ClusterKey, raw_path
 from lake.parts import write_parts
@@ -33,21 +32,24 @@ RECENT_EVENT_IDS = 200_000  # Ray retries within minutes; older repeats the view
 
 @dataclass
 class SegmentRows:
-    """The rows of one segment's bodies, and the session of each body."""
+    """The rows of one segment's bodies (`normalize` fills `columns`), and the session
+    of each body."""
 
-    rows: dict[str, TableRows] = field(default_factory=lambda: defaultdict(TableRows))
+    columns: EventColumns = field(default_factory=EventColumns)
     sessions: list[str] = field(default_factory=list)
     events: int = 0
     ids: set[bytes] = field(default_factory=set)  # the events these rows hold
     spooled: int = 0  # events of the segment, held here or not
     complete: bool = True  # False: some bodies' rows were not kept; read the disk
+    emitter: str = ""  # the first emitting node the events name (hex)
 
-    def add(self, parsed: ParsedBody, rows: Rows, ids: set[bytes]) -> None:
-        for table, table_rows in rows.items():
-            self.rows[table].extend(table_rows)
+    def add(self, parsed: ParsedBody, ids: set[bytes]) -> None:
+        """Count a body whose rows `normalize` added to `columns`."""
         self.sessions.append(parsed.events[0].session_name if parsed.events else "")
         self.events += len(parsed.events)
         self.ids |= ids
+        if not self.emitter:
+            self.emitter = next((e.node_id.hex() for e in parsed.events if e.node_id), "")
 
 
 @dataclass
@@ -65,7 +67,8 @@ def rows_from_disk(segment: Segment, written: set[bytes]) -> SegmentRows:
     for body in read_segment(segment.path):
         parsed = parse_body(body)
         new = {e.event_id for e in parsed.events} - seen
-        found.add(parsed, normalize(parsed, seen), new)
+        normalize(parsed, seen, found.columns)
+        found.add(parsed, new)
     return found
 
 
@@ -127,7 +130,7 @@ class Flusher:
             lines = b"\n".join(session_bodies) + b"\n"
             self.lake.write_bytes(path, gzip.compress(lines, compresslevel=6, mtime=0))
         ingest_id = segment.name
-        tables = {t: to_table(t, r, ingest_id) for t, r in rows.rows.items() if r.rows}
+        tables = rows.columns.tables(ingest_id)
         parts = 0
         for table, data in tables.items():
             written = write_parts(

@@ -17,23 +17,21 @@ import gc
 import gzip
 import hashlib
 import zlib
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pyarrow as pa
 
-from ingest.normalize import Rows, normalize
+from ingest.normalize import EventColumns, normalize
 from ingest.parse import BodyError, ParsedBody, parse_body
-from ingest.to_arrow import TableRows, to_table, with_ingest_id
 from lake.catalog import refresh_session
 from lake.layout import EVENTS, RAW, ClusterKey, check_node, parse_partition, raw_path
 from lake.parts import write_parts
 from lake.store import Lake
 
 BATCH_EVENTS = 50_000  # about 40 MB of Parquet, and the memory bound of an ingest
-CHUNK_EVENTS = 25_000
 WRITER = "ingest"
 SUFFIXES = (".json", ".jsonl", ".json.gz", ".jsonl.gz")
 RAW_SUFFIXES = (".json.gz", ".jsonl.gz")
@@ -102,43 +100,20 @@ def _emitting_node(parsed: ParsedBody) -> str:
 
 @dataclass
 class _Batch:
-    """Accepted bodies waiting to be written together as Parquet parts.
+    """Accepted bodies waiting to be written together as Parquet parts; the ingest id,
+    derived from every body of the batch, is stamped when the batch is written."""
 
-    Rows become Arrow every `CHUNK_EVENTS` events (Arrow holds an event in about half
-    the memory Python tuples take); the ingest id, derived from every body of the
-    batch, is stamped when the batch is written.
-    """
-
-    rows: dict[str, TableRows] = field(default_factory=lambda: defaultdict(TableRows))
-    chunks: dict[str, list[pa.Table]] = field(default_factory=lambda: defaultdict(list))
+    columns: EventColumns = field(default_factory=EventColumns)
     digests: list[str] = field(default_factory=list)
     seen: set[bytes] = field(default_factory=set)
     events: int = 0
-    unconverted: int = 0
-
-    def add(self, rows: Rows, events: int) -> None:
-        for table, table_rows in rows.items():
-            self.rows[table].extend(table_rows)
-        self.events += events
-        self.unconverted += events
-        if self.unconverted >= CHUNK_EVENTS:
-            self._convert()
-
-    def _convert(self) -> None:
-        for table, table_rows in self.rows.items():
-            self.chunks[table].append(to_table(table, table_rows, ""))
-        self.rows.clear()
-        self.unconverted = 0
 
     def write(self, lake: Lake, cluster: ClusterKey) -> list[str]:
         """Write the batch; the ingest id derives from the bodies it holds."""
-        self._convert()
         ingest_id = hashlib.sha256("".join(self.digests).encode()).hexdigest()[:20]
         parts = []
-        for table, chunks in self.chunks.items():
-            data = with_ingest_id(pa.concat_tables(chunks), ingest_id)
+        for table, data in self.columns.tables(ingest_id).items():
             parts += write_parts(lake, cluster, table, data, writer=WRITER, ingest_id=ingest_id)
-        self.chunks.clear()
         pa.default_memory_pool().release_unused()  # give the batch's memory back
         return parts
 
@@ -199,16 +174,19 @@ def _ingest_sources(
     batch = _Batch()
     for name, load in sources:
         new_ids: set[bytes] = set()
+        mark = batch.columns.mark()
         try:
             bodies = [parse_body(body) for body in load()]
             new_ids = {e.event_id for p in bodies for e in p.events} - batch.seen
-            file_rows = [normalize(parsed, batch.seen) for parsed in bodies]
+            for parsed in bodies:
+                normalize(parsed, batch.seen, batch.columns)
         except (BodyError, OSError, EOFError, zlib.error) as exc:
-            batch.seen -= new_ids  # nothing of a rejected source stays
+            batch.columns.rollback(mark)  # nothing of a rejected source stays
+            batch.seen -= new_ids
             report.rejected.append((name, str(exc) or type(exc).__name__))
             continue
-        for parsed, rows in zip(bodies, file_rows, strict=True):
-            _accept(lake, cluster, parsed, rows, batch, report)
+        for parsed in bodies:
+            _accept(lake, cluster, parsed, batch, report)
         report.files += 1
         if batch.events >= batch_events:
             report.parts.extend(batch.write(lake, cluster))
@@ -242,7 +220,6 @@ def _accept(
     lake: Lake,
     cluster: ClusterKey,
     parsed: ParsedBody,
-    rows: Rows,
     batch: _Batch,
     report: Report,
 ) -> None:
@@ -257,6 +234,6 @@ def _accept(
         data = gzip.compress(parsed.body, compresslevel=6, mtime=0)
         lake.write_bytes(path, data)
         report.raw_bytes += len(data)
-    batch.add(rows, len(parsed.events))
+    batch.events += len(parsed.events)
     report.events_by_type.update(event.event_type for event in parsed.events)
     report.sessions.update(event.session_name for event in parsed.events)

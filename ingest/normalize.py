@@ -1,33 +1,51 @@
-"""Turn validated RayEvents into rows of the lake's typed tables.
+"""Turn validated RayEvents into the columns of the lake's typed tables.
 
-Pure functions over the decoded structs. Each event gives its shared columns once and
-one payload tuple per row, in the order of the table's schema (`lake.schemas.SCHEMAS`)
-after the common event columns. Times are still the RFC 3339 strings Ray sent; they
-are checked here, once per body, and parsed by `to_arrow`. Events repeated inside one
-body are kept once (Ray delivers at least once).
+Each event type's table is described once, below, as column specs: the common event
+columns, the payload columns an event has once, and the columns of each of its rows (a
+lifecycle event has a row per state transition, a profile event one per entry). The
+compiled `ingest.columnar` walks the decoded structs along those specs and fills the
+columns. Times are still the RFC 3339 strings Ray sent; they are checked here, once
+per body, and parsed by `to_arrow`. Events repeated (Ray delivers at least once) are
+kept once.
 """
 
 from __future__ import annotations
 
-import functools
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import msgspec
+import pyarrow as pa
 
+from ingest.columnar import (
+    BOOL,
+    EVENT,
+    FLOAT,
+    HEX,
+    HEX_RAW,
+    INT,
+    OBJ,
+    PAYLOAD,
+    ROW,
+    STR,
+    TIME,
+    Column,
+    RowError,
+    TableBuilder,
+    fill,
+)
 from ingest.parse import BodyError, ParsedBody
-from ingest.to_arrow import BadTime, Row, TableRows, find_bad_time
+from ingest.to_arrow import to_table
 from ingest.wire import PAYLOAD_FIELDS
 from lake.schemas import OTHER_TABLE, TASK_STATUS
-
-Rows = dict[str, TableRows]
+from lake.schemas import TIME as TIMESTAMP
 
 _NS_PER_MS = 1_000_000
 _MAX_MS = (2**63 - 1) // _NS_PER_MS  # Ray marks "unset" with uint64 max
+_UINT64_MAX = 2**64 - 1
 
 
-@functools.lru_cache(maxsize=1 << 16)  # job, node, worker and parent ids recur
 def hex_id(raw: bytes) -> str | None:
     """Ray ids as lowercase hex; empty or all-0xff ("nil") ids are null."""
     if not raw or not raw.strip(b"\xff"):
@@ -54,156 +72,22 @@ class _NoTransition:
     bundle_placements: list[Any] = []
 
 
-_NO_TRANSITION: list[Any] = [_NoTransition()]
+_NO_TRANSITION = _NoTransition()
 
 
-def _transitions(payload: Any) -> list[Any]:
-    return payload.state_transitions or _NO_TRANSITION
+# ---------------------------------------------------------------------------------------
+# Converters of the few values that are not stored as Ray sent them.
 
 
-_UINT64_MAX = 2**64 - 1
-
-
-def _ms_to_ns(ms: int, field: str) -> int | None:
+def _ms_to_ns(field: str) -> Callable[[int], int | None]:
     """Milliseconds (uint64) as nanoseconds; null for 0 and for Ray's "unset" marks."""
-    if ms > _UINT64_MAX:
-        raise ValueError(f"{field}: expected an unsigned 64-bit integer, got {ms}")
-    return ms * _NS_PER_MS if 0 < ms <= _MAX_MS else None
 
+    def convert(ms: int) -> int | None:
+        if ms > _UINT64_MAX:
+            raise ValueError(f"{field}: expected an unsigned 64-bit integer, got {ms}")
+        return ms * _NS_PER_MS if 0 < ms <= _MAX_MS else None
 
-def _function(descriptor: Any) -> tuple[str, str, str, str]:
-    """(module, class, function, hash) of a FunctionDescriptor, whatever its language."""
-    if descriptor is None:
-        return ("", "", "", "")
-    if (py := descriptor.python_function_descriptor) is not None:
-        return (py.module_name, py.class_name, py.function_name, py.function_hash)
-    if (java := descriptor.java_function_descriptor) is not None:
-        return ("", java.class_name, java.function_name, java.signature)
-    if (cpp := descriptor.cpp_function_descriptor) is not None:
-        return ("", cpp.class_name, cpp.function_name, cpp.caller)
-    return ("", "", "", "")
-
-
-def _task_spec(p: Any, descriptor: Any) -> Row:
-    return (
-        p.language,
-        *_function(descriptor),
-        p.required_resources,
-        p.serialized_runtime_env,
-        hex_id(p.job_id),
-        hex_id(p.parent_task_id),
-        hex_id(p.placement_group_id),
-        p.label_selector,
-        p.is_detached_actor,
-        p.call_site,
-    )
-
-
-def _task_run(p: Any) -> Row:
-    error = p.ray_error_info
-    log = p.task_log_info
-    return (
-        error.error_type if error else None,
-        error.error_message if error else None,
-        log.stdout_file if log else None,
-        log.stderr_file if log else None,
-        log.stdout_start if log else None,
-        log.stdout_end if log else None,
-        log.stderr_start if log else None,
-        log.stderr_end if log else None,
-        hex_id(p.node_id),
-        hex_id(p.worker_id),
-        p.worker_pid or None,
-        hex_id(p.job_id),
-    )
-
-
-# A builder gives what one event contributes to its table: the payload values the
-# event has once (`columns.event_columns`) and a tuple of the per-row values
-# (`columns.row_columns`) for each of its rows.
-Built = tuple[Row, list[Row]]
-Builder = Callable[[Any], Built]
-_ONE_ROW: list[Row] = [()]
-
-
-def _task_definition(p: Any) -> Built:
-    task = (hex_id(p.task_id), p.task_attempt, p.task_type, p.task_name)
-    return (*task, *_task_spec(p, p.task_func)), _ONE_ROW
-
-
-def _actor_task_definition(p: Any) -> Built:
-    task = (hex_id(p.task_id), p.task_attempt, hex_id(p.actor_id), p.actor_task_name)
-    return (*task, *_task_spec(p, p.actor_func)), _ONE_ROW
-
-
-def _task_lifecycle(p: Any) -> Built:
-    event = (
-        hex_id(p.task_id),
-        p.task_attempt,
-        *_task_run(p),
-        p.is_debugger_paused,
-        p.actor_repr_name,
-    )
-    return event, [(t.state, t.timestamp) for t in _transitions(p)]
-
-
-def _task_execution(p: Any) -> Built:
-    event = (hex_id(p.task_id), p.task_attempt, *_task_run(p), None, "")
-    rows: list[Row] = []
-    for status, timestamp in sorted(p.task_state.items()):
-        if not 0 <= status < len(TASK_STATUS):
-            raise ValueError(f"taskState: unknown TaskStatus number {status}")
-        rows.append((TASK_STATUS[status], timestamp))
-    return event, rows or [(None, None)]
-
-
-def _task_profile(p: Any) -> Built:
-    profile = p.profile_events
-    task = (hex_id(p.task_id), p.attempt_number, hex_id(p.job_id))
-    if profile is None:
-        return (*task, None, None, None), []
-    event = (*task, profile.component_type, hex_id(profile.component_id), profile.node_ip_address)
-    rows = [
-        (e.event_name, e.start_time or None, e.end_time or None, e.extra_data)
-        for e in profile.events
-    ]
-    return event, rows
-
-
-def _actor_definition(p: Any) -> Built:
-    event = (
-        hex_id(p.actor_id),
-        hex_id(p.job_id),
-        p.is_detached,
-        p.name,
-        p.ray_namespace,
-        p.serialized_runtime_env,
-        p.class_name,
-        p.required_resources,
-        hex_id(p.placement_group_id),
-        p.label_selector,
-        p.call_site,
-        hex_id(p.parent_id),
-    )
-    return event, _ONE_ROW
-
-
-def _actor_lifecycle(p: Any) -> Built:
-    rows = [
-        (
-            t.state,
-            t.timestamp,
-            hex_id(t.node_id),
-            hex_id(t.worker_id),
-            t.repr_name,
-            t.pid or None,
-            t.port or None,
-            t.restart_reason,
-            _camel_json(bytes(t.death_cause)),
-        )
-        for t in _transitions(p)
-    ]
-    return (hex_id(p.actor_id),), rows
+    return convert
 
 
 def _camel(value: Any) -> Any:
@@ -219,7 +103,7 @@ def _camel_key(key: str) -> str:
     return head + "".join(part[:1].upper() + part[1:] for part in rest)
 
 
-def _camel_json(raw: bytes) -> str | None:
+def _death_cause(raw: msgspec.Raw) -> str | None:
     """Ray's death cause as camelCase JSON, whichever naming the sender used (the
     message holds no maps, so every key is a field name)."""
     if not raw:
@@ -227,253 +111,600 @@ def _camel_json(raw: bytes) -> str | None:
     return msgspec.json.encode(_camel(msgspec.json.decode(raw))).decode()
 
 
-def _driver_job_definition(p: Any) -> Built:
-    config = p.config
-    event = (
-        hex_id(p.job_id),
-        p.driver_pid or None,
-        hex_id(p.driver_node_id),
-        p.entrypoint,
-        config.serialized_runtime_env if config else "",
-        config.metadata if config else {},
-    )
-    return event, _ONE_ROW
-
-
-def _driver_job_lifecycle(p: Any) -> Built:
-    return (hex_id(p.job_id),), [(t.state, t.timestamp) for t in _transitions(p)]
-
-
-def _node_definition(p: Any) -> Built:
-    event = (
-        hex_id(p.node_id),
-        p.node_ip_address,
-        p.labels,
-        p.start_timestamp or None,
-        p.hostname,
-        p.node_name,
-        p.instance_id,
-        p.instance_type_name,
-    )
-    return event, _ONE_ROW
-
-
-def _node_lifecycle(p: Any) -> Built:
-    rows = [
-        (
-            t.state,
-            t.timestamp,
-            t.resources,
-            t.alive_sub_state,
-            t.death_info.reason if t.death_info else None,
-            t.death_info.reason_message if t.death_info else None,
-        )
-        for t in _transitions(p)
-    ]
-    return (hex_id(p.node_id),), rows
-
-
-def _worker_definition(p: Any) -> Built:
-    event = (hex_id(p.worker_id), hex_id(p.node_id), p.pid or None, p.worker_type, hex_id(p.job_id))
-    return event, _ONE_ROW
-
-
-def _worker_lifecycle(p: Any) -> Built:
-    rows = [
-        (
-            t.state,
-            t.timestamp,
-            _ms_to_ns(t.worker_launch_time_ms, "worker_launch_time_ms"),
-            _ms_to_ns(t.worker_launched_time_ms, "worker_launched_time_ms"),
-            _ms_to_ns(t.start_time_ms, "start_time_ms"),
-            _ms_to_ns(t.end_time_ms, "end_time_ms"),
-            t.death_info.exit_type if t.death_info else None,
-            t.death_info.exit_detail if t.death_info else None,
-        )
-        for t in _transitions(p)
-    ]
-    return (hex_id(p.worker_id), hex_id(p.job_id)), rows
-
-
-def _placement_group_definition(p: Any) -> Built:
-    bundles = [
+def _bundles(bundles: list[Any]) -> list[dict[str, Any]]:
+    return [
         {
             "bundle_index": b.bundle_index,
             "unit_resources": b.unit_resources,
             "label_selector": b.label_selector,
         }
-        for b in p.bundles
+        for b in bundles
     ]
-    event = (
-        hex_id(p.placement_group_id),
-        p.name,
-        p.ray_namespace,
-        p.strategy,
-        p.is_detached,
-        hex_id(p.creator_job_id),
-        hex_id(p.creator_actor_id),
-        bundles,
-        hex_id(p.soft_target_node_id),
-        p.creation_request_received_ns or None,
+
+
+def _placements(placements: list[Any]) -> list[dict[str, Any]]:
+    return [{"bundle_index": b.bundle_index, "node_id": hex_id(b.node_id)} for b in placements]
+
+
+class _StatusTime:
+    """One (TaskStatus, time) entry of a TASK_EXECUTION_EVENT, as a row."""
+
+    __slots__ = ("state", "timestamp")
+
+    def __init__(self, state: str, timestamp: str) -> None:
+        self.state = state
+        self.timestamp = timestamp
+
+
+def _execution_rows(payload: Any) -> list[_StatusTime]:
+    rows = []
+    for status, timestamp in sorted(payload.task_state.items()):
+        if not 0 <= status < len(TASK_STATUS):
+            raise ValueError(f"taskState: unknown TaskStatus number {status}")
+        rows.append(_StatusTime(TASK_STATUS[status], timestamp))
+    return rows
+
+
+# ---------------------------------------------------------------------------------------
+# The specs. A path is dotted attribute names; several paths are alternatives, the first
+# that reaches its last step (no None before it) gives the value, else `default`.
+
+
+def _column(
+    name: str,
+    *paths: str,
+    kind: int = STR,
+    root: int = PAYLOAD,
+    default: Any = None,
+    falsy_null: bool = False,
+    convert: Callable[[Any], Any] | None = None,
+) -> Column:
+    steps = [tuple(path.split(".")) for path in paths]
+    return Column(name, kind, root, steps, default, falsy_null, convert)
+
+
+def _id(name: str, path: str | None = None, root: int = PAYLOAD) -> Column:
+    return _column(name, path or name, kind=HEX, root=root)
+
+
+def _text(name: str, path: str | None = None, default: Any = None, root: int = PAYLOAD) -> Column:
+    return _column(name, path or name, default=default, root=root)
+
+
+def _obj(name: str, path: str | None = None, default: Any = None, root: int = PAYLOAD) -> Column:
+    return _column(name, path or name, kind=OBJ, default=default, root=root)
+
+
+def _pid(name: str, path: str | None = None, root: int = PAYLOAD) -> Column:
+    """An int64 where Ray's 0 means "none"."""
+    return _column(name, path or name, kind=INT, falsy_null=True, root=root)
+
+
+def _constant(name: str, value: Any, kind: int = STR) -> Column:
+    return _column(name, kind=kind, default=value)
+
+
+def _common() -> list[Column]:
+    """The columns every table has, from the RayEvent itself."""
+    return [
+        _text("session", "session_name", root=EVENT),
+        _column("event_id", "event_id", kind=HEX_RAW, root=EVENT),
+        _column("event_time", "timestamp", kind=TIME, root=EVENT),
+        _id("emitter_node_id", "node_id", root=EVENT),
+        _text("source_type", root=EVENT),
+        _text("severity", root=EVENT),
+        _text("message", root=EVENT),
+    ]
+
+
+def _function(descriptor: str) -> list[Column]:
+    """(module, class, function, hash) of a FunctionDescriptor, whatever its language."""
+    py, java, cpp = (
+        f"{descriptor}.{language}_function_descriptor" for language in ("python", "java", "cpp")
     )
-    return event, _ONE_ROW
+    return [
+        _column("func_module", f"{py}.module_name", default=""),
+        _column("func_class", *(f"{d}.class_name" for d in (py, java, cpp)), default=""),
+        _column("func_name", *(f"{d}.function_name" for d in (py, java, cpp)), default=""),
+        _column(
+            "func_hash", f"{py}.function_hash", f"{java}.signature", f"{cpp}.caller", default=""
+        ),
+    ]
 
 
-def _placement_group_lifecycle(p: Any) -> Built:
-    rows = [
-        (
-            t.state,
-            t.timestamp,
-            t.scheduling_state,
-            t.scheduling_attempt,
-            t.highest_retry_delay_ms,
-            [
-                {"bundle_index": b.bundle_index, "node_id": hex_id(b.node_id)}
-                for b in t.bundle_placements
-            ],
+def _task_spec(descriptor: str) -> list[Column]:
+    return [
+        _text("language"),
+        *_function(descriptor),
+        _obj("required_resources"),
+        _text("serialized_runtime_env"),
+        _id("job_id"),
+        _id("parent_task_id"),
+        _id("placement_group_id"),
+        _obj("label_selector"),
+        _column("is_detached_actor", "is_detached_actor", kind=BOOL),
+        _text("call_site"),
+    ]
+
+
+def _task_run() -> list[Column]:
+    return [
+        _text("error_type", "ray_error_info.error_type"),
+        _text("error_message", "ray_error_info.error_message"),
+        _text("stdout_file", "task_log_info.stdout_file"),
+        _text("stderr_file", "task_log_info.stderr_file"),
+        *(
+            _column(name, f"task_log_info.{name}", kind=INT)
+            for name in ("stdout_start", "stdout_end", "stderr_start", "stderr_end")
+        ),
+        _id("node_id"),
+        _id("worker_id"),
+        _pid("worker_pid"),
+        _id("job_id"),
+    ]
+
+
+def _state_rows() -> list[Column]:
+    """A state transition's own columns."""
+    return [_text("state", root=ROW), _column("state_time", "timestamp", kind=TIME, root=ROW)]
+
+
+def _death_info(**fields: str) -> list[Column]:
+    """Columns of a transition's death info, by column name."""
+    return [_text(name, f"death_info.{field}", root=ROW) for name, field in fields.items()]
+
+
+def _specs() -> dict[str, TableBuilder]:
+    """An empty builder per known event type (its payload field, table and columns)."""
+
+    def table(
+        event_type: str,
+        name: str,
+        columns: list[Column],
+        rows: list[Column] = [],  # noqa: B006 - read only
+        rows_path: str | None = None,
+        rows_of: Callable[[Any], list[Any]] | None = None,
+        placeholder: Any = None,
+    ) -> tuple[str, TableBuilder]:
+        builder = TableBuilder(
+            name,
+            PAYLOAD_FIELDS[event_type],
+            [*_common(), *columns],
+            rows,
+            tuple(rows_path.split(".")) if rows_path else None,
+            rows_of,
+            placeholder,
         )
-        for t in _transitions(p)
-    ]
-    return (hex_id(p.placement_group_id),), rows
+        return event_type, builder
 
-
-def _submission_job_definition(p: Any) -> Built:
-    config, resources = p.config, p.entrypoint_resources
-    event = (
-        p.submission_id,
-        p.entrypoint,
-        config.serialized_runtime_env if config else "",
-        config.metadata if config else {},
-        resources.num_cpus if resources else None,
-        resources.num_gpus if resources else None,
-        resources.memory if resources else None,
-        resources.custom_resources if resources else {},
+    task_lifecycle = [_id("task_id"), _column("attempt_number", "task_attempt", kind=INT)]
+    return dict(
+        [
+            table(
+                "TASK_DEFINITION_EVENT",
+                "task_definition",
+                [
+                    _id("task_id"),
+                    _column("attempt_number", "task_attempt", kind=INT),
+                    _text("task_type"),
+                    _text("task_name"),
+                    *_task_spec("task_func"),
+                ],
+            ),
+            table(
+                "ACTOR_TASK_DEFINITION_EVENT",
+                "actor_task_definition",
+                [
+                    _id("task_id"),
+                    _column("attempt_number", "task_attempt", kind=INT),
+                    _id("actor_id"),
+                    _text("task_name", "actor_task_name"),
+                    *_task_spec("actor_func"),
+                ],
+            ),
+            table(
+                "TASK_LIFECYCLE_EVENT",
+                "task_lifecycle",
+                [
+                    *task_lifecycle,
+                    *_task_run(),
+                    _column("is_debugger_paused", "is_debugger_paused", kind=BOOL),
+                    _text("actor_repr_name"),
+                ],
+                _state_rows(),
+                "state_transitions",
+                placeholder=_NO_TRANSITION,
+            ),
+            table(
+                "TASK_EXECUTION_EVENT",
+                "task_lifecycle",
+                [
+                    *task_lifecycle,
+                    *_task_run(),
+                    _constant("is_debugger_paused", None, BOOL),
+                    _constant("actor_repr_name", ""),
+                ],
+                _state_rows(),
+                "task_state",
+                rows_of=_execution_rows,
+                placeholder=_NO_TRANSITION,
+            ),
+            table(
+                "TASK_PROFILE_EVENT",
+                "task_profile",
+                [
+                    _id("task_id"),
+                    _column("attempt_number", "attempt_number", kind=INT),
+                    _id("job_id"),
+                    _text("component_type", "profile_events.component_type"),
+                    _id("component_id", "profile_events.component_id"),
+                    _text("node_ip_address", "profile_events.node_ip_address"),
+                ],
+                [
+                    _text("event_name", root=ROW),
+                    _pid("start_time", root=ROW),
+                    _pid("end_time", root=ROW),
+                    _text("extra_data", root=ROW),
+                ],
+                "profile_events.events",
+            ),
+            table(
+                "ACTOR_DEFINITION_EVENT",
+                "actor_definition",
+                [
+                    _id("actor_id"),
+                    _id("job_id"),
+                    _column("is_detached", "is_detached", kind=BOOL),
+                    _text("name"),
+                    _text("ray_namespace"),
+                    _text("serialized_runtime_env"),
+                    _text("class_name"),
+                    _obj("required_resources"),
+                    _id("placement_group_id"),
+                    _obj("label_selector"),
+                    _text("call_site"),
+                    _id("parent_id"),
+                ],
+            ),
+            table(
+                "ACTOR_LIFECYCLE_EVENT",
+                "actor_lifecycle",
+                [_id("actor_id")],
+                [
+                    *_state_rows(),
+                    _id("node_id", root=ROW),
+                    _id("worker_id", root=ROW),
+                    _text("repr_name", root=ROW),
+                    _pid("pid", root=ROW),
+                    _pid("port", root=ROW),
+                    _text("restart_reason", root=ROW),
+                    _column("death_cause", "death_cause", root=ROW, convert=_death_cause),
+                ],
+                "state_transitions",
+                placeholder=_NO_TRANSITION,
+            ),
+            table(
+                "DRIVER_JOB_DEFINITION_EVENT",
+                "driver_job_definition",
+                [
+                    _id("job_id"),
+                    _pid("driver_pid"),
+                    _id("driver_node_id"),
+                    _text("entrypoint"),
+                    _text("serialized_runtime_env", "config.serialized_runtime_env", ""),
+                    _obj("metadata", "config.metadata", {}),
+                ],
+            ),
+            table(
+                "DRIVER_JOB_LIFECYCLE_EVENT",
+                "driver_job_lifecycle",
+                [_id("job_id")],
+                _state_rows(),
+                "state_transitions",
+                placeholder=_NO_TRANSITION,
+            ),
+            table(
+                "NODE_DEFINITION_EVENT",
+                "node_definition",
+                [
+                    _id("node_id"),
+                    _text("node_ip_address"),
+                    _obj("labels"),
+                    _column("start_time", "start_timestamp", kind=TIME, falsy_null=True),
+                    _text("hostname"),
+                    _text("node_name"),
+                    _text("instance_id"),
+                    _text("instance_type_name"),
+                ],
+            ),
+            table(
+                "NODE_LIFECYCLE_EVENT",
+                "node_lifecycle",
+                [_id("node_id")],
+                [
+                    *_state_rows(),
+                    _obj("resources", root=ROW),
+                    _text("alive_sub_state", root=ROW),
+                    *_death_info(death_reason="reason", death_reason_message="reason_message"),
+                ],
+                "state_transitions",
+                placeholder=_NO_TRANSITION,
+            ),
+            table(
+                "WORKER_DEFINITION_EVENT",
+                "worker_definition",
+                [
+                    _id("worker_id"),
+                    _id("node_id"),
+                    _pid("pid"),
+                    _text("worker_type"),
+                    _id("job_id"),
+                ],
+            ),
+            table(
+                "WORKER_LIFECYCLE_EVENT",
+                "worker_lifecycle",
+                [_id("worker_id"), _id("job_id")],
+                [
+                    *_state_rows(),
+                    *(
+                        _column(
+                            name, f"{name}_ms", kind=INT, root=ROW, convert=_ms_to_ns(f"{name}_ms")
+                        )
+                        for name in (
+                            "worker_launch_time",
+                            "worker_launched_time",
+                            "start_time",
+                            "end_time",
+                        )
+                    ),
+                    *_death_info(exit_type="exit_type", exit_detail="exit_detail"),
+                ],
+                "state_transitions",
+                placeholder=_NO_TRANSITION,
+            ),
+            table(
+                "PLACEMENT_GROUP_DEFINITION_EVENT",
+                "placement_group_definition",
+                [
+                    _id("placement_group_id"),
+                    _text("name"),
+                    _text("ray_namespace"),
+                    _text("strategy"),
+                    _column("is_detached", "is_detached", kind=BOOL),
+                    _id("creator_job_id"),
+                    _id("creator_actor_id"),
+                    _column("bundles", "bundles", kind=OBJ, convert=_bundles),
+                    _id("soft_target_node_id"),
+                    _pid("creation_request_received_time", "creation_request_received_ns"),
+                ],
+            ),
+            table(
+                "PLACEMENT_GROUP_LIFECYCLE_EVENT",
+                "placement_group_lifecycle",
+                [_id("placement_group_id")],
+                [
+                    *_state_rows(),
+                    _text("scheduling_state", root=ROW),
+                    _column("scheduling_attempt", "scheduling_attempt", kind=INT, root=ROW),
+                    _column(
+                        "highest_retry_delay_ms", "highest_retry_delay_ms", kind=FLOAT, root=ROW
+                    ),
+                    _column(
+                        "bundle_placements",
+                        "bundle_placements",
+                        kind=OBJ,
+                        root=ROW,
+                        convert=_placements,
+                    ),
+                ],
+                "state_transitions",
+                placeholder=_NO_TRANSITION,
+            ),
+            table(
+                "SUBMISSION_JOB_DEFINITION_EVENT",
+                "submission_job_definition",
+                [
+                    _text("submission_id"),
+                    _text("entrypoint"),
+                    _text("serialized_runtime_env", "config.serialized_runtime_env", ""),
+                    _obj("metadata", "config.metadata", {}),
+                    _column("entrypoint_num_cpus", "entrypoint_resources.num_cpus", kind=FLOAT),
+                    _column("entrypoint_num_gpus", "entrypoint_resources.num_gpus", kind=FLOAT),
+                    _column("entrypoint_memory", "entrypoint_resources.memory", kind=INT),
+                    _obj("entrypoint_resources", "entrypoint_resources.custom_resources", {}),
+                ],
+            ),
+            table(
+                "SUBMISSION_JOB_LIFECYCLE_EVENT",
+                "submission_job_lifecycle",
+                [_text("submission_id")],
+                [
+                    *_state_rows(),
+                    _text("state_message", "message", root=ROW),
+                    _text("error_type", root=ROW),
+                    _id("driver_node_id", root=ROW),
+                    _text("driver_agent_http_address", root=ROW),
+                    _column("driver_exit_code", "driver_exit_code", kind=INT, root=ROW),
+                ],
+                "state_transitions",
+                placeholder=_NO_TRANSITION,
+            ),
+            table(
+                "PLATFORM_EVENT",
+                "platform",
+                [
+                    _text("platform", "source.platform", ""),
+                    _text("component", "source.component", ""),
+                    _obj("source_metadata", "source.metadata", {}),
+                    _text("object_kind"),
+                    _text("object_name"),
+                    _text("platform_message", "message"),
+                    _text("reason"),
+                    _obj("custom_fields"),
+                ],
+            ),
+        ]
     )
-    return event, _ONE_ROW
 
 
-def _submission_job_lifecycle(p: Any) -> Built:
-    rows = [
-        (
-            t.state,
-            t.timestamp,
-            t.message,
-            t.error_type,
-            hex_id(t.driver_node_id),
-            t.driver_agent_http_address,
-            t.driver_exit_code,
-        )
-        for t in _transitions(p)
+_BUILDERS = _specs()
+_OTHER = TableBuilder(
+    OTHER_TABLE,
+    None,
+    [*_common(), _text("event_type", root=EVENT), _text("event_json", root=EVENT)],
+)
+
+
+Mark = dict[str, tuple[int, int]]
+"""Events and rows per builder, at a point in time."""
+
+
+class _Unknown:
+    """An event of a type raylake does not know, with its JSON, for the generic table."""
+
+    def __init__(self, event: Any, event_json: str) -> None:
+        self.session_name = event.session_name
+        self.event_id = event.event_id
+        self.timestamp = event.timestamp
+        self.node_id = event.node_id
+        self.source_type = event.source_type
+        self.severity = event.severity
+        self.message = event.message
+        self.event_type = event.event_type
+        self.event_json = event_json
+
+
+class EventColumns:
+    """The typed columns of the bodies taken so far; `normalize` adds a body whole."""
+
+    def __init__(self) -> None:
+        self.builders: dict[str, TableBuilder] = {t: b.fresh() for t, b in _BUILDERS.items()}
+        self.builders[OTHER_TABLE] = _OTHER.fresh()
+        # Repeated events go here to be checked, then are forgotten.
+        self.checks: dict[str, TableBuilder] = {t: b.fresh() for t, b in self.builders.items()}
+
+    @property
+    def rows(self) -> int:
+        return sum(b.rows for b in self.builders.values())
+
+    def mark(self) -> Mark:
+        return {table: builder.mark() for table, builder in self.builders.items()}
+
+    def rollback(self, mark: Mark) -> None:
+        """Forget every body added since `mark()` gave `mark`."""
+        for table, builder in self.builders.items():
+            builder.rollback(mark[table])
+
+    @property
+    def nbytes(self) -> int:
+        return sum(b.nbytes for b in self.builders.values())
+
+    def tables(self, ingest_id: str) -> dict[str, pa.Table]:
+        """One Arrow table per table that has rows (see `to_arrow.to_table`)."""
+        by_table: dict[str, list[TableBuilder]] = defaultdict(list)
+        for builder in self.builders.values():
+            if builder.rows:
+                by_table[builder.table].append(builder)
+        return {table: to_table(table, found, ingest_id) for table, found in by_table.items()}
+
+
+def normalize(parsed: ParsedBody, seen: set[bytes], into: EventColumns) -> None:
+    """Add a body's events to `into`, each event once: `seen` holds the ids taken before
+    (it is updated). Raises BodyError, and then `into` is as it was."""
+    marks = into.mark()
+    unknown: list[tuple[int, bool]] = []
+    try:
+        uncertain = fill(parsed.events, into.builders, seen, into.checks, unknown)
+        if unknown:
+            _add_unknown(parsed, unknown, into)
+        if uncertain or unknown:
+            _check_times(parsed, into, marks)
+    except RowError as exc:
+        into.rollback(marks)
+        field = PAYLOAD_FIELDS[parsed.events[exc.index].event_type]
+        raise BodyError(str(exc), exc.index, parsed.wire.spell(field)) from None
+    except BodyError:
+        into.rollback(marks)
+        raise
+    finally:
+        for builder in into.checks.values():
+            if builder.events:
+                builder.rollback((0, 0))
+
+
+def _add_unknown(parsed: ParsedBody, unknown: list[tuple[int, bool]], into: EventColumns) -> None:
+    raw_events = parsed.wire.raw_events.decode(parsed.body)
+    for index, repeated in unknown:
+        event = _Unknown(parsed.events[index], bytes(raw_events[index]).decode())
+        (into.checks if repeated else into.builders)[OTHER_TABLE].add(event)
+
+
+def _time_columns(builder: TableBuilder) -> list[Column]:
+    """The columns holding times as Ray's RFC 3339 strings."""
+    return [c for c in [*builder.event_columns, *builder.row_columns] if c.kind == TIME]
+
+
+def _check_times(parsed: ParsedBody, into: EventColumns, marks: Mark) -> None:
+    """One cast over every time string the body added (those `fill` could not vouch
+    for among them); only a failure looks further."""
+    added = [(builder, marks[table]) for table, builder in into.builders.items()]
+    added += [(builder, (0, 0)) for builder in into.checks.values()]
+    strings = [
+        column.array(pa.string(), start)
+        for builder, (events, rows) in added
+        if builder.events > events
+        for column in _time_columns(builder)
+        for start in [rows if column.root == ROW else events]
+        if column.length > start
     ]
-    return (p.submission_id,), rows
+    try:
+        pa.chunked_array(strings, pa.string()).cast(TIMESTAMP)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        raise _bad_time(parsed) from None
 
 
-def _platform_event(p: Any) -> Built:
-    source = p.source
-    event = (
-        source.platform if source else "",
-        source.component if source else "",
-        source.metadata if source else {},
-        p.object_kind,
-        p.object_name,
-        p.message,
-        p.reason,
-        p.custom_fields,
-    )
-    return event, _ONE_ROW
+def _parses(value: str | None) -> bool:
+    try:
+        pa.array([value], pa.string()).cast(TIMESTAMP)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return False
+    return True
 
 
-BUILDERS: dict[str, tuple[str, Builder]] = {
-    "task_definition_event": ("task_definition", _task_definition),
-    "actor_task_definition_event": ("actor_task_definition", _actor_task_definition),
-    "task_lifecycle_event": ("task_lifecycle", _task_lifecycle),
-    "task_execution_event": ("task_lifecycle", _task_execution),
-    "task_profile_events": ("task_profile", _task_profile),
-    "actor_definition_event": ("actor_definition", _actor_definition),
-    "actor_lifecycle_event": ("actor_lifecycle", _actor_lifecycle),
-    "driver_job_definition_event": ("driver_job_definition", _driver_job_definition),
-    "driver_job_lifecycle_event": ("driver_job_lifecycle", _driver_job_lifecycle),
-    "node_definition_event": ("node_definition", _node_definition),
-    "node_lifecycle_event": ("node_lifecycle", _node_lifecycle),
-    "worker_definition_event": ("worker_definition", _worker_definition),
-    "worker_lifecycle_event": ("worker_lifecycle", _worker_lifecycle),
-    "placement_group_definition_event": (
-        "placement_group_definition",
-        _placement_group_definition,
-    ),
-    "placement_group_lifecycle_event": ("placement_group_lifecycle", _placement_group_lifecycle),
-    "submission_job_definition_event": ("submission_job_definition", _submission_job_definition),
-    "submission_job_lifecycle_event": ("submission_job_lifecycle", _submission_job_lifecycle),
-    "platform_event": ("platform", _platform_event),
-}
+def _step(root: Any, path: Sequence[str]) -> Any:
+    for name in path[:-1]:
+        root = getattr(root, name)
+        if root is None:
+            return None
+    return getattr(root, path[-1])
 
 
-_DISPATCH: dict[str, tuple[str, str, Builder]] = {
-    event_type: (field, *BUILDERS[field])
-    for event_type, field in PAYLOAD_FIELDS.items()
-    if field in BUILDERS
-}
+def _times(event: Any) -> Iterator[tuple[str | None, list[str]]]:
+    """Every time string of an event, with its field's path (snake_case)."""
+    yield event.timestamp, ["timestamp"]
+    builder = _BUILDERS.get(event.event_type)
+    if builder is None or builder.payload is None:
+        return
+    payload = getattr(event, builder.payload)
+    for column in _time_columns(builder):
+        path = list(column.paths[0])
+        if column.root == PAYLOAD:
+            yield _step(payload, path) or None, [builder.payload, *path]
+        elif builder.rows_of is not None:  # a map of times: no field of its own
+            for row in builder.rows_of(payload):
+                yield _step(row, path), [builder.payload, *(builder.rows_path or ())]
+        elif builder.rows_path is not None:
+            *head, last = builder.rows_path
+            for seq, row in enumerate(_step(payload, builder.rows_path) or ()):
+                yield _step(row, path), [builder.payload, *head, f"{last}[{seq}]", *path]
 
 
-def normalize(parsed: ParsedBody, seen: set[bytes] | None = None) -> Rows:
-    """Rows per table for one parsed body (without `ingest_id`, which `to_arrow` adds).
-
-    `seen` holds event ids already taken (by earlier bodies of the same ingest); it is
-    updated, so a batch of bodies keeps each event once.
-    """
-    seen = set() if seen is None else seen
-    rows: Rows = defaultdict(TableRows)
-    raw_events: list[msgspec.Raw] | None = None
+def _bad_time(parsed: ParsedBody) -> BodyError:
+    """The first event and field of the body whose time Arrow cannot parse."""
     for index, event in enumerate(parsed.events):
-        event_id = event.event_id
-        duplicate = event_id in seen
-        seen.add(event_id)
-        dispatch = _DISPATCH.get(event.event_type)
-        if dispatch is None:
-            if raw_events is None:
-                raw_events = parsed.wire.raw_events.decode(parsed.body)
-            table = OTHER_TABLE
-            values, payload_rows = (event.event_type, bytes(raw_events[index]).decode()), _ONE_ROW
-        else:
-            field, table, build = dispatch
-            try:
-                values, payload_rows = build(getattr(event, field))
-            except ValueError as exc:
-                raise BodyError(str(exc), index, parsed.wire.spell(field)) from None
-        shared = (
-            event.session_name,
-            event_id.hex(),
-            event.timestamp,
-            hex_id(event.node_id),
-            event.source_type,
-            event.severity,
-            event.message,
-            *values,
-        )
-        if duplicate:
-            # Kept once, but still checked: a body is accepted or rejected whole.
-            alone = TableRows()
-            alone.add(shared, payload_rows)
-            if (bad := find_bad_time({table: alone})) is not None:
-                raise _time_error(parsed, bad, index)
-            continue
-        rows[table].add(shared, payload_rows)
-    if (bad := find_bad_time(rows)) is not None:
-        raise _time_error(parsed, bad)
-    return dict(rows)
-
-
-def _time_error(parsed: ParsedBody, bad: BadTime, index: int | None = None) -> BodyError:
-    """Point at the event and field that carried an unparsable time."""
-    seq = bad.seq
-    if index is None:  # the first event with the id: duplicates are checked on their own
-        index = next(i for i, e in enumerate(parsed.events) if e.event_id.hex() == bad.event_id)
-    spell = parsed.wire.spell
-    payload = spell(PAYLOAD_FIELDS[parsed.events[index].event_type])
-    if bad.column == "event_time":
-        field = spell("timestamp")
-    elif bad.column == "state_time":
-        field = f"{payload}.{spell('state_transitions')}[{seq}].{spell('timestamp')}"
-    else:
-        field = f"{payload}.{spell('start_timestamp')}"
-    return BodyError(f"expected an RFC 3339 timestamp, got {bad.value!r}", index, field)
+        for value, field in _times(event):
+            if not _parses(value):
+                where = ".".join(map(parsed.wire.spell, field))
+                return BodyError(f"expected an RFC 3339 timestamp, got {value!r}", index, where)
+    raise AssertionError("a time failed to parse as a whole but not alone")

@@ -12,6 +12,7 @@ from typing import Any
 
 import msgspec
 
+from ingest.columnar import first_incomplete
 from ingest.wire import PAYLOAD_FIELDS, Wire, wire_for
 from lake.layout import LayoutError, check_session
 
@@ -56,15 +57,18 @@ def parse_body(body: bytes) -> ParsedBody:
         raise _located(str(exc)) from None
     except msgspec.DecodeError as exc:
         raise BodyError(f"not a JSON array of RayEvents ({exc})") from None
-    sessions: set[str] = set()
-    for index, event in enumerate(events):
-        _check(wire, index, event)
-        if event.session_name not in sessions:
-            try:
-                check_session(event.session_name)
-            except LayoutError as exc:
-                raise BodyError(str(exc), index, wire.spell("session_name")) from None
-            sessions.add(event.session_name)
+    errors = []
+    if (incomplete := first_incomplete(events, PAYLOAD_FIELDS)) >= 0:
+        errors.append((incomplete, 0, _check))
+    for session in {event.session_name for event in events}:
+        try:
+            check_session(session)
+        except LayoutError:
+            index = next(i for i, e in enumerate(events) if e.session_name == session)
+            errors.append((index, 1, _check_session))
+    if errors:  # the first event's error, as the sender would fix them in order
+        index, _, check = min(errors)
+        check(wire, index, events[index])
     return ParsedBody(wire, body, events)
 
 
@@ -79,7 +83,15 @@ def _located(message: str) -> BodyError:
     return BodyError(what, int(index) if index is not None else None, field)
 
 
+def _check_session(wire: Wire, index: int, event: Any) -> None:
+    try:
+        check_session(event.session_name)
+    except LayoutError as exc:
+        raise BodyError(str(exc), index, wire.spell("session_name")) from None
+
+
 def _check(wire: Wire, index: int, event: Any) -> None:
+    """Raise the error `first_incomplete` found in the event."""
     if not event.event_id:
         raise BodyError("expected a non-empty id", index, wire.spell("event_id"))
     if not event.session_name:

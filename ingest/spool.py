@@ -116,6 +116,12 @@ class Spool:
         """Bytes the spool holds on disk."""
         return self._bytes
 
+    @property
+    def open_name(self) -> str:
+        """The name of the segment the next body goes to."""
+        with self._lock:
+            return f"{self._epoch:020d}-{self._seq:012d}"
+
     def append(self, body: bytes) -> str:
         """Write a body durably; return the name of its segment. Raises SpoolFull."""
         record = _HEADER.pack(len(body), zlib.crc32(body)) + body

@@ -8,9 +8,8 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
-from ingest.normalize import hex_id, normalize
+from ingest.normalize import EventColumns, hex_id, normalize
 from ingest.parse import BodyError, parse_body
-from ingest.to_arrow import to_table
 
 from conftest import POSTS, SESSION
 
@@ -28,8 +27,9 @@ def first(event_type: str) -> dict[str, Any]:
 
 
 def tables(raw: bytes) -> dict[str, pa.Table]:
-    rows = normalize(parse_body(raw))
-    return {name: to_table(name, table_rows, "test") for name, table_rows in rows.items()}
+    columns = EventColumns()
+    normalize(parse_body(raw), set(), columns)
+    return columns.tables("test")
 
 
 def test_ids_are_lowercase_hex_and_nil_ids_are_null() -> None:
@@ -145,7 +145,7 @@ def test_ray_2_49_task_execution_events_map_onto_the_lifecycle_table() -> None:
 def rejected(events: list[dict[str, Any]] | bytes) -> BodyError:
     raw = events if isinstance(events, bytes) else body(events)
     with pytest.raises(BodyError) as caught:
-        normalize(parse_body(raw))
+        normalize(parse_body(raw), set(), EventColumns())
     return caught.value
 
 

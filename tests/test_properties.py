@@ -33,9 +33,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ingest.load import ingest_paths
-from ingest.normalize import normalize
+from ingest.normalize import EventColumns, normalize
 from ingest.parse import BodyError, parse_body
-from ingest.to_arrow import to_table
 from ingest.wire import CAMEL, PAYLOAD_FIELDS
 from lake.catalog import read_entries
 from lake.layout import CATALOG, ClusterKey
@@ -206,8 +205,9 @@ def encode_body(
 
 
 def ingest_body(body: bytes) -> dict[str, pa.Table]:
-    rows = normalize(parse_body(body))
-    return {table: to_table(table, table_rows, "props") for table, table_rows in rows.items()}
+    columns = EventColumns()
+    normalize(parse_body(body), set(), columns)
+    return columns.tables("props")
 
 
 # --- 1. any valid event list ingests ---------------------------------------------------
@@ -229,13 +229,14 @@ def test_any_valid_event_list_ingests(
     assert parsed.wire.naming == ("snake" if snake else "camel")
     assert len(parsed.events) == len(events)
     seen: set[bytes] = set()
-    rows = normalize(parsed, seen)
+    columns = EventColumns()
+    normalize(parsed, seen, columns)
     assert seen == {base64.b64decode(e["eventId"]) for e in events}
 
     kept: set[str | None] = set()
-    for table, table_rows in rows.items():
-        data = to_table(table, table_rows, "props")
-        assert data.num_rows == len(table_rows.rows) > 0
+    tables = columns.tables("props")
+    for table, data in tables.items():
+        assert data.num_rows > 0
         assert data.column_names == ["session", "date", *SCHEMAS[table].names]
         keys = list(zip(data["event_id"].to_pylist(), data["seq"].to_pylist(), strict=True))
         assert len(keys) == len(set(keys)), f"{table}: an event repeated in the body kept twice"
@@ -243,8 +244,8 @@ def test_any_valid_event_list_ingests(
     assert kept == {event_hex(e) for e in events}
 
     # The naming and the int64 spelling change nothing but the spelling.
-    reference = normalize(parse_body(encode_body(events)))
-    assert rows == reference  # death causes too: stored in camelCase whatever the naming
+    reference = ingest_body(encode_body(events))
+    assert tables == reference  # death causes too: stored in camelCase whatever the naming
 
 
 # --- 2. any corruption is rejected whole -----------------------------------------------
@@ -503,9 +504,9 @@ def test_a_rejected_file_writes_nothing(
 
         assert [path for path, _ in report.rejected] == [str(bad_path)], corrupted.what
         assert report.files == report.bodies == 1
-        expected = normalize(parse_body(good_body))
+        expected = ingest_body(good_body)
         counts, ids = event_answers(lake)
-        rows = {t: len(expected[t].rows) if t in expected else 0 for t in SCHEMAS}
+        rows = {t: expected[t].num_rows if t in expected else 0 for t in SCHEMAS}
         assert counts == {event_view_name(t): n for t, n in rows.items()}
         # Not one event of the rejected file, but those the valid file has too.
         assert ids == {event_hex(e) for e in good_events}

@@ -1,0 +1,541 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, initializedcheck=False
+"""Column builders filled from decoded RayEvents in C: the hot loop of ingest.
+
+`ingest.normalize` describes each table as column specs: where a column's value is (an
+attribute path from the event, from its payload, or from each of its rows) and how it
+is stored. `fill` walks the events of a body once and appends every value to its
+builder's buffers, which become Arrow arrays without a Python object per value.
+"""
+
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
+from cpython.float cimport PyFloat_AsDouble
+from cpython.long cimport PyLong_AsLongLong
+from libc.stdint cimport int32_t, int64_t, uint8_t
+from cpython.ref cimport Py_INCREF, Py_XDECREF
+from libc.stdlib cimport calloc, free, realloc
+from libc.string cimport memcpy
+
+import numpy as np
+import pyarrow as pa
+
+
+from cpython.object cimport PyObject, Py_TYPE
+
+
+cdef extern from "Python.h":
+    ctypedef struct PyMemberDef:
+        int type
+        Py_ssize_t offset
+    ctypedef struct PyMemberDescrObject:
+        PyMemberDef* d_member
+    int T_OBJECT_EX
+    const char* PyUnicode_AsUTF8AndSize(object text, Py_ssize_t* size) except NULL
+    PyObject* _PyType_Lookup(PyTypeObject* type, object name)
+    PyObject* PyObject_GenericGetAttr(PyObject* owner, PyObject* name)
+    ctypedef PyObject* (*getattrofunc)(PyObject*, PyObject*)
+    ctypedef struct PyTypeObject:
+        getattrofunc tp_getattro
+
+
+class _Slots:
+    __slots__ = ("slot",)
+
+
+cdef type MEMBER_DESCRIPTOR_TYPE = type(_Slots.slot)  # kept alive by the module
+cdef PyTypeObject* MEMBER_DESCRIPTOR = <PyTypeObject*>MEMBER_DESCRIPTOR_TYPE
+
+
+# How a column stores its values (the spec's `kind`).
+cdef enum Kind:
+    K_STR  # str -> UTF-8
+    K_TIME  # str (RFC 3339) -> UTF-8, parsed by Arrow later; see `canonical_time`
+    K_HEX  # bytes -> lowercase hex; empty or all 0xff (Ray's nil id) -> null
+    K_HEX_RAW  # bytes -> lowercase hex, always
+    K_INT  # int -> int64
+    K_BOOL
+    K_FLOAT  # float -> float64
+    K_OBJ  # any Python value, converted by pyarrow at the end (maps, lists)
+
+# Where a column's paths start (the spec's `root`).
+cdef enum Root:
+    R_EVENT
+    R_PAYLOAD
+    R_ROW
+
+STR, TIME, HEX, HEX_RAW, INT, BOOL, FLOAT, OBJ = (
+    K_STR, K_TIME, K_HEX, K_HEX_RAW, K_INT, K_BOOL, K_FLOAT, K_OBJ
+)
+EVENT, PAYLOAD, ROW = R_EVENT, R_PAYLOAD, R_ROW
+
+cdef object MISSING = object()
+cdef const char* HEX_DIGITS = b"0123456789abcdef"
+
+
+class RowError(ValueError):
+    """A value a column's converter refused; `index` is the event's place in its body."""
+
+    def __init__(self, index, message):
+        super().__init__(message)
+        self.index = index
+
+
+cdef struct Buffer:
+    char* data
+    Py_ssize_t size
+    Py_ssize_t capacity
+
+
+cdef int reserve(Buffer* buffer, Py_ssize_t more) except -1:
+    cdef Py_ssize_t wanted = buffer.size + more
+    cdef Py_ssize_t capacity
+    cdef char* grown
+    if wanted <= buffer.capacity:
+        return 0
+    capacity = max(wanted, 2 * buffer.capacity, 4096)
+    grown = <char*>realloc(buffer.data, capacity)
+    if grown == NULL:
+        raise MemoryError()
+    buffer.data = grown
+    buffer.capacity = capacity
+    return 0
+
+
+cdef inline int put(Buffer* buffer, const void* data, Py_ssize_t size) except -1:
+    if buffer.size + size > buffer.capacity:
+        reserve(buffer, size)
+    memcpy(buffer.data + buffer.size, data, size)
+    buffer.size += size
+    return 0
+
+
+cdef bytes take_bytes(Buffer* buffer, Py_ssize_t start, Py_ssize_t end):
+    return buffer.data[start:end]
+
+
+cdef Py_ssize_t uncertain_times = 0  # times `canonical_time` could not vouch for, in `fill`
+
+
+cdef inline int digits(const char* text, Py_ssize_t count):
+    """The number written by `count` ASCII digits, or -1."""
+    cdef int value = 0
+    cdef Py_ssize_t i
+    for i in range(count):
+        if not b"0"[0] <= text[i] <= b"9"[0]:
+            return -1
+        value = value * 10 + (text[i] - b"0"[0])
+    return value
+
+
+cdef bint canonical_time(const char* text, Py_ssize_t size):
+    """Whether a time is in the form Ray prints, `YYYY-MM-DDTHH:MM:SS[.fraction]Z`, and a
+    real instant within timestamp[ns]'s range (1678-2261), so that Arrow surely parses it.
+    Anything else is left for Arrow to judge."""
+    cdef int year, month, day, last_day
+    cdef Py_ssize_t i = 19
+    if size < 20 or text[size - 1] != b"Z"[0]:
+        return False
+    if text[4] != b"-"[0] or text[7] != b"-"[0] or text[10] != b"T"[0]:
+        return False
+    if text[13] != b":"[0] or text[16] != b":"[0]:
+        return False
+    year, month, day = digits(text, 4), digits(text + 5, 2), digits(text + 8, 2)
+    if not 1678 <= year <= 2261 or not 1 <= month <= 12 or day < 1:
+        return False
+    if month == 2:
+        last_day = 29 if year % 4 == 0 and (year % 100 != 0 or year % 400 == 0) else 28
+    else:
+        last_day = 30 if month in (4, 6, 9, 11) else 31
+    if day > last_day:
+        return False
+    if not 0 <= digits(text + 11, 2) <= 23 or not 0 <= digits(text + 14, 2) <= 59:
+        return False
+    if not 0 <= digits(text + 17, 2) <= 59:
+        return False
+    if text[19] == b"."[0]:
+        i = 20
+        while i < size - 1 and b"0"[0] <= text[i] <= b"9"[0]:
+            i += 1
+        if not 21 <= i <= 29:  # one to nine digits
+            return False
+    return i == size - 1
+
+
+cdef class Path:
+    """An attribute path. Each step remembers the slot offset of its attribute in the
+    type it last met (msgspec's struct fields are slots), so that the next object of that
+    type is read as CPython's member descriptor reads it, without a lookup."""
+
+    cdef readonly tuple names
+    cdef Py_ssize_t count
+    cdef PyObject** types  # per step: the type last met (a reference is held), or NULL
+    cdef Py_ssize_t* offsets  # per step: the slot offset in that type, or -1
+
+    def __cinit__(self, names):
+        self.names = tuple(names)
+        self.count = len(self.names)
+        self.types = <PyObject**>calloc(self.count, sizeof(PyObject*))
+        self.offsets = <Py_ssize_t*>calloc(self.count, sizeof(Py_ssize_t))
+        if self.types == NULL or self.offsets == NULL:
+            raise MemoryError()
+
+    def __dealloc__(self):
+        cdef Py_ssize_t i
+        if self.types != NULL:
+            for i in range(self.count):
+                Py_XDECREF(self.types[i])
+        free(self.types)
+        free(self.offsets)
+
+    cdef void learn(self, Py_ssize_t i, object owner):
+        cdef PyTypeObject* kind = Py_TYPE(owner)
+        cdef PyObject* found = NULL
+        cdef PyMemberDef* member
+        cdef Py_ssize_t offset = -1
+        if kind.tp_getattro == PyObject_GenericGetAttr:
+            found = _PyType_Lookup(kind, self.names[i])
+        if found != NULL and Py_TYPE(<object>found) == MEMBER_DESCRIPTOR:
+            member = (<PyMemberDescrObject*>found).d_member
+            if member.type == T_OBJECT_EX:
+                offset = member.offset
+        Py_XDECREF(self.types[i])
+        Py_INCREF(<object>kind)
+        self.types[i] = <PyObject*>kind
+        self.offsets[i] = offset
+
+    cdef inline object attribute(self, Py_ssize_t i, object owner):
+        cdef PyObject* value
+        if <PyObject*>Py_TYPE(owner) != self.types[i]:
+            self.learn(i, owner)
+        if self.offsets[i] >= 0:
+            value = (<PyObject**>((<char*><void*>owner) + self.offsets[i]))[0]
+            if value != NULL:
+                return <object>value
+        return getattr(owner, self.names[i])
+
+    cdef object walk(self, object root):
+        """The value at the end of the path; MISSING when a step before it is None."""
+        cdef Py_ssize_t i
+        for i in range(self.count):
+            if i and root is None:
+                return MISSING
+            root = self.attribute(i, root)
+        return root
+
+
+cdef class Column:
+    """One column's values, appended one at a time."""
+
+    cdef readonly str name
+    cdef readonly int kind
+    cdef readonly int root
+    cdef readonly tuple paths  # attribute names, per alternative
+    cdef tuple walkers  # a Path per alternative
+    cdef readonly object default
+    cdef readonly bint falsy_null
+    cdef readonly object convert
+    cdef Buffer values  # UTF-8 text (STR, HEX), int64, float64 or one byte per bool
+    cdef Buffer offsets  # int64 end offsets into `values` (STR, HEX)
+    cdef Buffer valid  # one byte per value
+    cdef list objects  # OBJ
+    cdef readonly Py_ssize_t length
+
+    def __init__(self, name, kind, root, paths, default=None, falsy_null=False, convert=None):
+        self.name = name
+        self.kind = kind
+        self.root = root
+        self.paths = tuple(tuple(path) for path in paths)
+        self.walkers = tuple(Path(path) for path in self.paths)
+        self.default = default
+        self.falsy_null = falsy_null
+        self.convert = convert
+        self.objects = []
+        self.length = 0
+        cdef int64_t zero = 0
+        put(&self.offsets, &zero, sizeof(int64_t))
+
+    def __dealloc__(self):
+        free(self.values.data)
+        free(self.offsets.data)
+        free(self.valid.data)
+
+    cdef object value_of(self, object root):
+        cdef Path path
+        cdef object value
+        for path in self.walkers:
+            value = path.walk(root)
+            if value is not MISSING:
+                return value
+        return self.default
+
+    cdef int append(self, object value) except -1:
+        cdef uint8_t ok = 1
+        cdef Py_ssize_t size, i
+        cdef const char* text
+        cdef const unsigned char* raw
+        cdef int64_t number
+        cdef double real
+        cdef uint8_t flag
+        cdef char* out
+        cdef int kind = self.kind
+        if self.convert is not None:
+            value = self.convert(value)
+        if value is None or (self.falsy_null and not value):
+            ok = 0
+        if kind == K_STR or kind == K_TIME:
+            if ok:
+                text = PyUnicode_AsUTF8AndSize(value, &size)
+                put(&self.values, text, size)
+                if kind == K_TIME and not canonical_time(text, size):
+                    global uncertain_times
+                    uncertain_times += 1
+            number = self.values.size
+            put(&self.offsets, &number, sizeof(int64_t))
+        elif kind == K_HEX or kind == K_HEX_RAW:
+            if ok:
+                size = PyBytes_GET_SIZE(value)
+                raw = <const unsigned char*>PyBytes_AS_STRING(value)
+                if kind == K_HEX:
+                    ok = 0
+                    for i in range(size):
+                        if raw[i] != 0xFF:
+                            ok = 1
+                            break
+            if ok:
+                reserve(&self.values, 2 * size)
+                out = self.values.data + self.values.size
+                for i in range(size):
+                    out[2 * i] = HEX_DIGITS[raw[i] >> 4]
+                    out[2 * i + 1] = HEX_DIGITS[raw[i] & 15]
+                self.values.size += 2 * size
+            number = self.values.size
+            put(&self.offsets, &number, sizeof(int64_t))
+        elif kind == K_INT:
+            number = PyLong_AsLongLong(value) if ok else 0
+            put(&self.values, &number, sizeof(int64_t))
+        elif kind == K_FLOAT:
+            real = PyFloat_AsDouble(value) if ok else 0.0
+            put(&self.values, &real, sizeof(double))
+        elif kind == K_BOOL:
+            flag = 1 if ok and value is True else 0
+            put(&self.values, &flag, 1)
+        else:
+            self.objects.append(value if ok else None)
+        put(&self.valid, &ok, 1)
+        self.length += 1
+        return 0
+
+    cdef truncate(self, Py_ssize_t length):
+        """Forget the values from `length` on."""
+        cdef int64_t* ends = <int64_t*>self.offsets.data
+        if length >= self.length:
+            return
+        if self.kind <= K_TIME or self.kind == K_HEX or self.kind == K_HEX_RAW:
+            self.values.size = ends[length]
+            self.offsets.size = (length + 1) * sizeof(int64_t)
+        elif self.kind == K_INT or self.kind == K_FLOAT:
+            self.values.size = length * 8
+        elif self.kind == K_BOOL:
+            self.values.size = length
+        else:
+            del self.objects[length:]
+        self.valid.size = length
+        self.length = length
+
+    def array(self, data_type, Py_ssize_t start=0):
+        """The values from `start` on as an Arrow array of `data_type` (OBJ columns) or
+        of the kind's own type (string, int64, float64, bool)."""
+        cdef Py_ssize_t count = self.length - start
+        cdef int64_t* ends = <int64_t*>self.offsets.data
+        valid = np.frombuffer(take_bytes(&self.valid, start, self.length), dtype=np.bool_)
+        nulls = count - int(np.count_nonzero(valid))
+        bitmap = pa.py_buffer(np.packbits(valid, bitorder="little")) if nulls else None
+        cdef int kind = self.kind
+        if kind == K_OBJ:
+            return pa.array(self.objects[start:], data_type)
+        if kind <= K_TIME or kind == K_HEX or kind == K_HEX_RAW:
+            first = ends[start]
+            offsets = np.frombuffer(
+                take_bytes(&self.offsets, start * 8, (self.length + 1) * 8), dtype=np.int64
+            )
+            if first:
+                offsets = offsets - first
+            text = pa.py_buffer(take_bytes(&self.values, first, ends[self.length]))
+            array = pa.LargeStringArray.from_buffers(
+                count, pa.py_buffer(offsets), text, bitmap, nulls
+            )
+            return array.cast(pa.string())
+        if kind == K_INT:
+            values = pa.py_buffer(take_bytes(&self.values, start * 8, self.length * 8))
+            return pa.Array.from_buffers(pa.int64(), count, [bitmap, values], nulls)
+        if kind == K_FLOAT:
+            values = pa.py_buffer(take_bytes(&self.values, start * 8, self.length * 8))
+            return pa.Array.from_buffers(pa.float64(), count, [bitmap, values], nulls)
+        flags = np.frombuffer(take_bytes(&self.values, start, self.length), dtype=np.bool_)
+        values = pa.py_buffer(np.packbits(flags, bitorder="little"))
+        return pa.Array.from_buffers(pa.bool_(), count, [bitmap, values], nulls)
+
+    @property
+    def nbytes(self):
+        return self.values.capacity + self.offsets.capacity + self.valid.capacity
+
+
+cdef class TableBuilder:
+    """The columns of one event type's table: values the event has once, and values per
+    row (a lifecycle event has a row per state transition, a profile event one per
+    entry). `counts` holds how many rows each event made."""
+
+    cdef readonly str table
+    cdef readonly object payload  # the RayEvent attribute holding the payload, or None
+    cdef readonly list event_columns
+    cdef readonly list row_columns
+    cdef readonly tuple rows_path  # from the payload to its list of rows, or None: one row
+    cdef Path rows_walker
+    cdef Path payload_walker
+    cdef readonly object rows_of  # or a function of the payload giving its rows
+    cdef readonly object placeholder  # the row of an event that lists none (None: no row)
+    cdef Buffer counts  # int32 per event
+    cdef readonly Py_ssize_t events
+    cdef readonly Py_ssize_t rows
+
+    def __init__(
+        self, table, payload, event_columns, row_columns=(), rows_path=None, rows_of=None,
+        placeholder=None,
+    ):
+        self.table = table
+        self.payload = payload
+        self.event_columns = list(event_columns)
+        self.row_columns = list(row_columns)
+        self.rows_path = tuple(rows_path) if rows_path is not None else None
+        self.rows_walker = Path(self.rows_path) if rows_path is not None else None
+        self.payload_walker = Path((payload,)) if payload is not None else None
+        self.rows_of = rows_of
+        self.placeholder = placeholder
+        self.events = 0
+        self.rows = 0
+
+    def __dealloc__(self):
+        free(self.counts.data)
+
+    def fresh(self):
+        """An empty builder of the same spec."""
+        return TableBuilder(
+            self.table,
+            self.payload,
+            [Column(c.name, c.kind, c.root, c.paths, c.default, c.falsy_null, c.convert)
+             for c in self.event_columns],
+            [Column(c.name, c.kind, c.root, c.paths, c.default, c.falsy_null, c.convert)
+             for c in self.row_columns],
+            self.rows_path,
+            self.rows_of,
+            self.placeholder,
+        )
+
+    cpdef add(self, object event):
+        cdef object payload = (
+            self.payload_walker.walk(event) if self.payload_walker is not None else event
+        )
+        cdef Column column
+        cdef object items, item
+        cdef int32_t count
+        for column in self.event_columns:
+            column.append(column.value_of(event if column.root == R_EVENT else payload))
+        if self.rows_of is not None:
+            items = self.rows_of(payload)
+        elif self.rows_path is not None:
+            items = self.rows_walker.walk(payload)
+            if items is MISSING:
+                items = ()
+        else:
+            items = None
+        if items is None:
+            count = 1
+        else:
+            if not items and self.placeholder is not None:
+                items = (self.placeholder,)
+            count = len(items)
+            for item in items:
+                for column in self.row_columns:
+                    column.append(column.value_of(item))
+        put(&self.counts, &count, sizeof(int32_t))
+        self.events += 1
+        self.rows += count
+
+    def mark(self):
+        return (self.events, self.rows)
+
+    def rollback(self, mark):
+        """Forget everything added since `mark()` gave `mark`."""
+        cdef Py_ssize_t events = mark[0], rows = mark[1]
+        cdef Column column
+        for column in self.event_columns:
+            column.truncate(events)
+        for column in self.row_columns:
+            column.truncate(rows)
+        self.counts.size = events * sizeof(int32_t)
+        self.events = events
+        self.rows = rows
+
+    def counts_array(self):
+        return np.frombuffer(take_bytes(&self.counts, 0, self.counts.size), dtype=np.int32)
+
+    @property
+    def nbytes(self):
+        cdef Column column
+        total = self.counts.capacity
+        for column in self.event_columns + self.row_columns:
+            total += column.nbytes
+        return total
+
+
+def fill(list events, dict builders, object seen, dict checks, list unknown):
+    """Append each event to the builder of its type (`builders`, by event type); return
+    how many of the times added `canonical_time` could not vouch for.
+
+    An event whose id is in `seen` (a set, updated) is a repeat: it goes to the builder
+    in `checks` instead, so that its values are checked and then dropped. Events of a
+    type without a builder are listed in `unknown` as (index, repeated?).
+    """
+    cdef Py_ssize_t index = 0
+    cdef TableBuilder builder
+    cdef object event, event_id
+    cdef bint repeated
+    global uncertain_times
+    uncertain_times = 0
+    for event in events:
+        event_id = event.event_id
+        repeated = event_id in seen
+        if not repeated:
+            seen.add(event_id)
+        found = (checks if repeated else builders).get(event.event_type)
+        if found is None:
+            unknown.append((index, repeated))
+        else:
+            builder = <TableBuilder>found
+            try:
+                builder.add(event)
+            except ValueError as exc:
+                raise RowError(index, str(exc)) from None
+        index += 1
+    return uncertain_times
+
+
+def first_incomplete(list events, dict payload_fields):
+    """The index of the first event without an id, a session name, or the payload its
+    type calls for (`payload_fields`: event type -> field); -1 when there is none."""
+    cdef Py_ssize_t index = 0
+    cdef object event, field
+    for event in events:
+        if not event.event_id or not event.session_name:
+            return index
+        field = payload_fields.get(event.event_type)
+        if field is not None and getattr(event, field) is None:
+            return index
+        index += 1
+    return -1
+
+
+def vouches_for_time(str text):
+    """Whether `fill` takes a time as surely parsable without asking Arrow."""
+    cdef Py_ssize_t size
+    cdef const char* data = PyUnicode_AsUTF8AndSize(text, &size)
+    return canonical_time(data, size)

@@ -1,0 +1,161 @@
+"""The compiled column builders (`ingest/columnar.pyx`) on their own."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import msgspec
+import pyarrow as pa
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ingest.columnar import HEX, INT, PAYLOAD, STR, Column, TableBuilder, vouches_for_time
+from lake.schemas import TIME
+
+
+def arrow_parses(text: str) -> bool:
+    try:
+        pa.array([text], pa.string()).cast(TIME)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return False
+    return True
+
+
+def ray_time(moment: dt.datetime, fraction: str) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%S") + (f".{fraction}" if fraction else "") + "Z"
+
+
+MOMENTS = st.datetimes(min_value=dt.datetime(1678, 1, 1), max_value=dt.datetime(2261, 12, 31))
+FRACTIONS = st.text("0123456789", max_size=9)
+
+
+@settings(max_examples=500)
+@given(moment=MOMENTS, fraction=FRACTIONS)
+def test_times_as_ray_prints_them_are_vouched_for(moment: dt.datetime, fraction: str) -> None:
+    text = ray_time(moment, fraction)
+    assert vouches_for_time(text)
+    assert arrow_parses(text)
+
+
+@settings(max_examples=3000)
+@given(
+    moment=MOMENTS,
+    fraction=FRACTIONS,
+    edits=st.lists(
+        st.tuples(st.integers(0, 40), st.sampled_from("0123456789-:TZ .+x9")), max_size=3
+    ),
+    cut=st.integers(0, 40),
+)
+def test_a_vouched_time_is_always_one_arrow_parses(
+    moment: dt.datetime, fraction: str, edits: list[tuple[int, str]], cut: int
+) -> None:
+    """Near misses of Ray's form (digits swapped, separators changed, cut short, out of
+    range: 2026-02-30, 25:00, the year 9999) are never vouched for unless Arrow agrees."""
+    text = list(ray_time(moment, fraction))
+    for position, char in edits:
+        if position < len(text):
+            text[position] = char
+    mutated = "".join(text)[: max(cut, 1)] if cut < 30 else "".join(text)
+    if vouches_for_time(mutated):
+        assert arrow_parses(mutated), mutated
+
+
+def test_out_of_range_days_and_years_are_left_to_arrow() -> None:
+    for text in [
+        "2026-02-29T00:00:00Z",
+        "2026-04-31T00:00:00Z",
+        "1677-01-01T00:00:00Z",
+        "2262-06-01T00:00:00Z",
+        "2026-11-21T20:42:48.1234567890Z",
+        "2026-11-21T20:42:48.Z",
+        "2026-11-21T20:42:60Z",
+        "2026-11-21 20:42:48Z",
+        "2026-11-21T20:42:48+00:00",
+    ]:
+        assert not vouches_for_time(text), text
+    assert vouches_for_time("2024-02-29T23:59:59.999999999Z")
+
+
+class Struct(msgspec.Struct):
+    task_id: bytes
+    attempt: int
+    name: str
+
+
+class Slotted:
+    __slots__ = ("attempt", "name", "task_id")
+
+    def __init__(self, task_id: bytes, attempt: int, name: str) -> None:
+        self.task_id, self.attempt, self.name = task_id, attempt, name
+
+
+class Plain:
+    def __init__(self, task_id: bytes, attempt: int, name: str) -> None:
+        self.task_id, self.attempt, self.name = task_id, attempt, name
+
+
+class Computed:
+    """Attributes that are no slot at all: read through getattr."""
+
+    def __getattr__(self, name: str) -> Any:
+        return {"task_id": b"\x0a\xff", "attempt": 7, "name": "computed"}[name]
+
+
+class Event:
+    def __init__(self, payload: Any) -> None:
+        self.payload = payload
+
+
+def builder() -> TableBuilder:
+    return TableBuilder(
+        "test",
+        "payload",
+        [
+            Column("task_id", HEX, PAYLOAD, [("task_id",)]),
+            Column("attempt", INT, PAYLOAD, [("attempt",)]),
+            Column("name", STR, PAYLOAD, [("name",)]),
+        ],
+    )
+
+
+def test_values_are_read_alike_from_objects_of_any_kind_in_any_order() -> None:
+    """Each path step remembers the slot of the type it met last: objects of other
+    types in between (another slot layout, a __dict__, __getattr__) must not confuse it."""
+    kinds = [Struct, Slotted, Plain]
+    table = builder()
+    expected = []
+    for i in range(30):
+        kind = kinds[(i * 7) % 3]
+        task_id = bytes([i, 0xFF, 0]) if i % 5 else b"\xff\xff"
+        table.add(Event(kind(task_id, i, f"task-{i}")))
+        expected.append((None if i % 5 == 0 else task_id.hex(), i, f"task-{i}"))
+        if i % 10 == 9:
+            table.add(Event(Computed()))
+            expected.append(("0aff", 7, "computed"))
+    columns = table.event_columns
+    found = list(
+        zip(
+            columns[0].array(pa.string()).to_pylist(),
+            columns[1].array(pa.int64()).to_pylist(),
+            columns[2].array(pa.string()).to_pylist(),
+            strict=True,
+        )
+    )
+    assert found == expected
+
+
+def test_rollback_forgets_exactly_what_came_after_the_mark() -> None:
+    table = builder()
+    for i in range(5):
+        table.add(Event(Struct(bytes([i + 1]), i, "é" * i)))
+    mark = table.mark()
+    for i in range(5, 9):
+        table.add(Event(Struct(b"", i, "x" * i)))
+    table.rollback(mark)
+    table.add(Event(Struct(b"\x09", 9, "last")))
+    names = table.event_columns[2].array(pa.string()).to_pylist()
+    assert names == ["", "é", "éé", "ééé", "éééé", "last"]
+    assert table.event_columns[1].array(pa.int64(), 4).to_pylist() == [4, 9]
+    assert table.event_columns[0].array(pa.string()).to_pylist()[-1] == "09"
+    assert table.counts_array().tolist() == [1] * 6
