@@ -27,7 +27,8 @@ setup: $(STAMP)
 	$(call apt_install,chromium,chromium fonts-liberation,the browser tests)
 	$(call apt_install,redis-server,redis-server,the GCS fault-tolerance test)
 
-$(STAMP): pyproject.toml
+# The editable install also compiles ingest/columnar.pyx in place (Cython, then gcc).
+$(STAMP): pyproject.toml ingest/columnar.pyx
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
 		{ echo "raylake needs Python >= 3.11 (found $$($(PYTHON) --version))"; exit 1; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -70,4 +71,5 @@ bench: setup
 	$(BIN)/python bench/query.py
 
 clean:
-	rm -rf $(VENV) .lake .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .lake .pytest_cache .mypy_cache .ruff_cache build ingest/columnar.c \
+		ingest/columnar.*.so

@@ -137,7 +137,10 @@ class Collector:
                 self.metrics.rejected.labels("draining").inc()  # the drain may have sealed
                 raise Draining("the collector is shutting down")
             new_ids = {e.event_id for e in parsed.events} - self._recent
-            segment = self._pending.setdefault(self.spool.open_name, SegmentRows())
+            name = self.spool.open_name
+            if name not in self._pending:
+                self._pending[name] = SegmentRows()
+            segment = self._pending[name]
             # Rows are kept for the flush up to a bound; past it (the lake is behind) the
             # body is only checked, and the flusher parses the segment from disk.
             keep = segment.complete and self._held_events < self._held_cap

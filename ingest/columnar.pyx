@@ -91,7 +91,7 @@ cdef int reserve(Buffer* buffer, Py_ssize_t more) except -1:
     cdef char* grown
     if wanted <= buffer.capacity:
         return 0
-    capacity = max(wanted, 2 * buffer.capacity, 4096)
+    capacity = max(wanted, 2 * buffer.capacity, 64)
     grown = <char*>realloc(buffer.data, capacity)
     if grown == NULL:
         raise MemoryError()
@@ -380,9 +380,10 @@ cdef class Column:
 
 
 cdef class TableBuilder:
-    """The columns of one event type's table: values the event has once, and values per
-    row (a lifecycle event has a row per state transition, a profile event one per
-    entry). `counts` holds how many rows each event made."""
+    """The columns of one event type's table, a value per row: a lifecycle event makes a
+    row per state transition, a profile event one per entry, and the values the event
+    has once (`event_columns`) are repeated on each of its rows. `counts` holds how many
+    rows each event made."""
 
     cdef readonly str table
     cdef readonly object payload  # the RayEvent attribute holding the payload, or None
@@ -391,6 +392,7 @@ cdef class TableBuilder:
     cdef readonly tuple rows_path  # from the payload to its list of rows, or None: one row
     cdef Path rows_walker
     cdef Path payload_walker
+    cdef list values  # the event columns' values of the event being added
     cdef readonly object rows_of  # or a function of the payload giving its rows
     cdef readonly object placeholder  # the row of an event that lists none (None: no row)
     cdef Buffer counts  # int32 per event
@@ -404,6 +406,7 @@ cdef class TableBuilder:
         self.table = table
         self.payload = payload
         self.event_columns = list(event_columns)
+        self.values = [None] * len(self.event_columns)
         self.row_columns = list(row_columns)
         self.rows_path = tuple(rows_path) if rows_path is not None else None
         self.rows_walker = Path(self.rows_path) if rows_path is not None else None
@@ -437,8 +440,11 @@ cdef class TableBuilder:
         cdef Column column
         cdef object items, item
         cdef int32_t count
-        for column in self.event_columns:
-            column.append(column.value_of(event if column.root == R_EVENT else payload))
+        cdef list values = self.values
+        cdef Py_ssize_t i, width = len(self.event_columns)
+        for i in range(width):
+            column = <Column>self.event_columns[i]
+            values[i] = column.value_of(event if column.root == R_EVENT else payload)
         if self.rows_of is not None:
             items = self.rows_of(payload)
         elif self.rows_path is not None:
@@ -448,14 +454,15 @@ cdef class TableBuilder:
         else:
             items = None
         if items is None:
-            count = 1
-        else:
-            if not items and self.placeholder is not None:
-                items = (self.placeholder,)
-            count = len(items)
-            for item in items:
-                for column in self.row_columns:
-                    column.append(column.value_of(item))
+            items = (None,)
+        elif not items and self.placeholder is not None:
+            items = (self.placeholder,)
+        count = len(items)
+        for item in items:  # the event's own values are repeated on each of its rows
+            for i in range(width):
+                (<Column>self.event_columns[i]).append(values[i])
+            for column in self.row_columns:
+                column.append(column.value_of(item))
         put(&self.counts, &count, sizeof(int32_t))
         self.events += 1
         self.rows += count
@@ -467,9 +474,7 @@ cdef class TableBuilder:
         """Forget everything added since `mark()` gave `mark`."""
         cdef Py_ssize_t events = mark[0], rows = mark[1]
         cdef Column column
-        for column in self.event_columns:
-            column.truncate(events)
-        for column in self.row_columns:
+        for column in self.event_columns + self.row_columns:
             column.truncate(rows)
         self.counts.size = events * sizeof(int32_t)
         self.events = events

@@ -651,12 +651,10 @@ def _check_times(parsed: ParsedBody, into: EventColumns, marks: Mark) -> None:
     added = [(builder, marks[table]) for table, builder in into.builders.items()]
     added += [(builder, (0, 0)) for builder in into.checks.values()]
     strings = [
-        column.array(pa.string(), start)
+        column.array(pa.string(), rows)
         for builder, (events, rows) in added
         if builder.events > events
         for column in _time_columns(builder)
-        for start in [rows if column.root == ROW else events]
-        if column.length > start
     ]
     try:
         pa.chunked_array(strings, pa.string()).cast(TIMESTAMP)

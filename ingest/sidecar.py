@@ -54,6 +54,9 @@ def run(config: CollectorConfig) -> int:
         ),
         exit_signal,
     )
+    # What exists now (modules, the app) lives as long as the process: the collections
+    # after each flush need not scan it again.
+    gc.freeze()
     drained = threading.Event()
     outcome = {"complete": True}
 

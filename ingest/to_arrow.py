@@ -1,9 +1,8 @@
 """Filled column builders (`ingest.columnar`) -> Arrow tables in the lake's schemas.
 
-A builder holds, per event, the columns the event has once and, per row, the columns
-that vary within an event (a lifecycle event has a row per state transition, a profile
-event one per entry). Event columns are expanded to one value per row with one Arrow
-`take`; `seq` (a row's position in its event) is computed from the rows per event.
+A builder holds a value per row in each column (a lifecycle event has a row per state
+transition, a profile event one per entry); `seq` (a row's position in its event) is
+computed from the rows per event.
 
 Times arrive as RFC 3339 strings (Ray's Timestamp) or as integer nanoseconds (profile
 entries, worker times) and are parsed in one vectorized cast per column. Each table
@@ -20,7 +19,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ingest.columnar import Column, TableBuilder
+from ingest.columnar import TableBuilder
 from lake.schemas import SCHEMAS
 
 
@@ -37,27 +36,22 @@ def to_table(table: str, builders: Sequence[TableBuilder], ingest_id: str) -> pa
 def _one(table: str, builder: TableBuilder, ingest_id: str) -> pa.Table:
     schema = SCHEMAS[table]
     counts = builder.counts_array()
-    # The event of each row; None when every event has one row and nothing needs expanding.
-    expand = None if (counts == 1).all() else np.repeat(np.arange(len(counts)), counts)
     starts = np.repeat(np.cumsum(counts) - counts, counts)
     seq = pa.array(np.arange(builder.rows) - starts, pa.int32())
-    columns: dict[str, tuple[Column, bool]] = {c.name: (c, False) for c in builder.event_columns}
-    columns |= {c.name: (c, True) for c in builder.row_columns}
+    columns = {c.name: c for c in [*builder.event_columns, *builder.row_columns]}
 
     def column(field: pa.Field[Any]) -> pa.Array[Any]:
         if field.name == "ingest_id":
             return pa.array([ingest_id] * builder.rows, pa.string())
         if field.name == "seq":
             return seq
-        source, per_row = columns[field.name]
-        array = source.array(field.type)
+        array = columns[field.name].array(field.type)
         if array.type != field.type:
             array = array.cast(field.type)  # times: strings or nanoseconds
-        return array if per_row or expand is None else array.take(expand)
+        return array
 
     data = pa.Table.from_arrays([column(f) for f in schema], schema=schema)
-    sessions = columns["session"][0].array(pa.string())
-    return _with_partition_columns(data, sessions if expand is None else sessions.take(expand))
+    return _with_partition_columns(data, columns["session"].array(pa.string()))
 
 
 def _with_partition_columns(data: pa.Table, sessions: pa.Array[Any]) -> pa.Table:
