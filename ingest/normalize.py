@@ -687,6 +687,8 @@ def _times(event: Any) -> Iterator[tuple[str | None, list[str]]]:
     payload = getattr(event, builder.payload)
     for column in _time_columns(builder):
         path = list(column.paths[0])
+        if column.root == EVENT:
+            continue  # the event's own time, above
         if column.root == PAYLOAD:
             yield _step(payload, path) or None, [builder.payload, *path]
         elif builder.rows_of is not None:  # a map of times: no field of its own
