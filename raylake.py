@@ -20,8 +20,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ingest.endpoints import ENDPOINTS
 from ingest.settings import add_arguments as add_collector_arguments
-from ingest.snapshots import ENDPOINTS
 from lake.layout import ClusterKey, LayoutError
 from lake.store import Lake, LakeError
 
@@ -250,6 +250,11 @@ def cmd_compact(args: argparse.Namespace) -> int:
 
 
 def cmd_collect(args: argparse.Namespace) -> int:
+    # Arrow picks its memory pool at its first allocation, and its own pools keep what a
+    # flush freed: under the sidecar's 256 MiB the system allocator, which gives memory
+    # back, must be chosen before Arrow loads (about 45 MiB less at peak in the bench).
+    if "pyarrow" not in sys.modules:
+        os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
     from ingest.settings import config_from
     from ingest.sidecar import run as run_collector
 

@@ -360,10 +360,13 @@ cdef class Column:
             if first:
                 offsets = offsets - first
             text = pa.py_buffer(take_bytes(&self.values, first, ends[self.length]))
+            if offsets[-1] < 2**31:  # as string, without a cast that copies the text
+                offsets = pa.py_buffer(offsets.astype(np.int32))
+                return pa.StringArray.from_buffers(count, offsets, text, bitmap, nulls)
             array = pa.LargeStringArray.from_buffers(
                 count, pa.py_buffer(offsets), text, bitmap, nulls
             )
-            return array.cast(pa.string())
+            return array.cast(pa.string())  # fails as Arrow does for more than 2 GiB
         if kind == K_INT:
             values = pa.py_buffer(take_bytes(&self.values, start * 8, self.length * 8))
             return pa.Array.from_buffers(pa.int64(), count, [bitmap, values], nulls)
@@ -373,6 +376,19 @@ cdef class Column:
         flags = np.frombuffer(take_bytes(&self.values, start, self.length), dtype=np.bool_)
         values = pa.py_buffer(np.packbits(flags, bitorder="little"))
         return pa.Array.from_buffers(pa.bool_(), count, [bitmap, values], nulls)
+
+    cdef release(self):
+        """Forget every value and give the memory back."""
+        cdef int64_t zero = 0
+        free(self.values.data)
+        free(self.offsets.data)
+        free(self.valid.data)
+        self.values = Buffer(NULL, 0, 0)
+        self.offsets = Buffer(NULL, 0, 0)
+        self.valid = Buffer(NULL, 0, 0)
+        put(&self.offsets, &zero, sizeof(int64_t))
+        self.objects = []
+        self.length = 0
 
     @property
     def nbytes(self):
@@ -479,6 +495,16 @@ cdef class TableBuilder:
         self.counts.size = events * sizeof(int32_t)
         self.events = events
         self.rows = rows
+
+    def release(self):
+        """Forget everything added and give the memory back."""
+        cdef Column column
+        for column in self.event_columns + self.row_columns:
+            column.release()
+        free(self.counts.data)
+        self.counts = Buffer(NULL, 0, 0)
+        self.events = 0
+        self.rows = 0
 
     def counts_array(self):
         return np.frombuffer(take_bytes(&self.counts, 0, self.counts.size), dtype=np.int32)

@@ -12,12 +12,13 @@ run, or whose rows were dropped after a failed upload, is parsed again from disk
 
 from __future__ import annotations
 
-import gzip
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
+from zlib_ng import gzip_ng
 
 from ingest.normalize import EventColumns, normalize
 from ingest.parse import ParsedBody, parse_body
@@ -72,6 +73,23 @@ def rows_from_disk(segment: Segment, written: set[bytes]) -> SegmentRows:
     return found
 
 
+def _summary(data: pa.Table) -> list[dict[str, Any]]:
+    """Per session of a table's rows: its events, their first and last time (ns)."""
+    events = data.filter(pc.equal(data["seq"], pa.scalar(0, pa.int32())))
+    times = pa.table(
+        {"session": events["session"], "ns": pc.cast(events["event_time"], pa.int64())}
+    )
+    summary = times.group_by("session").aggregate([("ns", "count"), ("ns", "min"), ("ns", "max")])
+    return summary.to_pylist()
+
+
+def _gzip(data: bytes) -> bytes:
+    """zlib-ng at level 1: the sidecar's CPU is scarce. Gzip as zlib writes it, at 2.7x
+    the speed of zlib's level 1 (4x its level 6) for 20% more bytes."""
+    compressed: bytes = gzip_ng.compress(data, compresslevel=1, mtime=0)  # type: ignore[no-untyped-call]
+    return compressed
+
+
 def _one_line(body: bytes) -> bytes:
     """A body on one line: a newline between JSON tokens is whitespace, like a space."""
     return body.replace(b"\r", b" ").replace(b"\n", b" ")
@@ -100,8 +118,12 @@ class Flusher:
         it is in the lake. Stops at the first failure: the rest stay on disk."""
         report = FlushReport()
         for segment in self.spool.sealed():
-            report.parts += self._write(segment)
-            rows = self.pending.pop(segment.name)
+            # The rows leave memory as they are written: after a failure, the segment is
+            # read from disk again.
+            rows = self.pending.pop(segment.name, None)
+            if rows is None:
+                rows = rows_from_disk(segment, self.written)
+            report.parts += self._write(segment, rows)
             self.remember(rows.ids)
             report.segments += 1
             report.events += rows.events
@@ -115,10 +137,7 @@ class Flusher:
         while len(self._written_order) > RECENT_EVENT_IDS:
             self.written.discard(self._written_order.popleft())
 
-    def _write(self, segment: Segment) -> int:
-        rows = self.pending.get(segment.name)
-        if rows is None:
-            rows = self.pending[segment.name] = rows_from_disk(segment, self.written)
+    def _write(self, segment: Segment, rows: SegmentRows) -> int:
         bodies = read_segment(segment.path)
         by_session: dict[str, list[bytes]] = defaultdict(list)
         for session, body in zip(rows.sessions, bodies, strict=True):
@@ -128,33 +147,26 @@ class Flusher:
         for session, session_bodies in by_session.items():
             path = raw_path(self.cluster, session, self.node_id, name, ".jsonl.gz")
             lines = b"\n".join(session_bodies) + b"\n"
-            # Level 1: the sidecar's CPU is scarce; twice level 6's speed, 18% more bytes.
-            self.lake.write_bytes(path, gzip.compress(lines, compresslevel=1, mtime=0))
+            self.lake.write_bytes(path, _gzip(lines))
         ingest_id = segment.name
-        tables = rows.columns.tables(ingest_id)
         parts = 0
-        for table, data in tables.items():
+        summaries: dict[str, list[dict[str, Any]]] = {}
+        for table, data in rows.columns.drain(ingest_id):
             written = write_parts(
                 self.lake, self.cluster, table, data, writer=self.node_id, ingest_id=ingest_id
             )
             parts += len(written)
-        self._count(segment.name, tables)
+            summaries[table] = _summary(data)
+        self._count(segment.name, summaries)
         return parts
 
-    def _count(self, segment: str, tables: dict[str, pa.Table]) -> None:
+    def _count(self, segment: str, summaries: dict[str, list[dict[str, Any]]]) -> None:
         """Add a segment's events to the node's catalog entries, once per segment."""
         counts: dict[str, dict[str, int]] = defaultdict(dict)
         first: dict[str, int] = {}
         last: dict[str, int] = {}
-        for table, data in tables.items():
-            events = data.filter(pc.equal(data["seq"], pa.scalar(0, pa.int32())))
-            times = pa.table(
-                {"session": events["session"], "ns": pc.cast(events["event_time"], pa.int64())}
-            )
-            summary = times.group_by("session").aggregate(
-                [("ns", "count"), ("ns", "min"), ("ns", "max")]
-            )
-            for row in summary.to_pylist():
+        for table, summary in summaries.items():
+            for row in summary:
                 session = str(row["session"])
                 counts[session][table] = row["ns_count"]
                 first[session] = min(first.get(session, row["ns_min"]), row["ns_min"])

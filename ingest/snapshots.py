@@ -19,23 +19,13 @@ from typing import Any
 import httpx
 import pyarrow as pa
 
+from ingest.endpoints import ENDPOINTS
 from lake.layout import ClusterKey, snapshot_body_path, snapshot_table_path
 from lake.parts import parquet_bytes
 from lake.schemas import SNAPSHOT_SCHEMAS, TIME
 from lake.store import Lake
 
 log = logging.getLogger("raylake.snapshots")
-
-#: Endpoint name -> path on the dashboard. The version comes first: it names the
-#: session the other answers belong to.
-ENDPOINTS: dict[str, str] = {
-    "version": "/api/version",
-    "jobs": "/api/jobs/",
-    "placement_groups": "/api/v0/placement_groups?detail=1&limit=10000",
-    "serve_applications": "/api/serve/applications/",
-    "cluster_metadata": "/api/v0/cluster_metadata",
-    "timezone": "/timezone",
-}
 
 _NS_PER_MS = 1_000_000
 

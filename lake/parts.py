@@ -51,11 +51,14 @@ def write_parts(
     keys = table.select(["session", "date"]).group_by(["session", "date"]).aggregate([])
     sessions, dates = keys["session"].to_pylist(), keys["date"].to_pylist()
     for session, date in zip(map(str, sessions), map(str, dates), strict=True):
-        mask = pc.and_(
-            pc.equal(table["session"], pa.scalar(session)),
-            pc.equal(table["date"], pa.scalar(date)),
-        )
-        part = table.filter(mask).select(schema.names)
+        if keys.num_rows == 1:  # the usual case: no copy to filter out the rest
+            part = table.select(schema.names)
+        else:
+            mask = pc.and_(
+                pc.equal(table["session"], pa.scalar(session)),
+                pc.equal(table["date"], pa.scalar(date)),
+            )
+            part = table.filter(mask).select(schema.names)
         sort_keys = SORT_KEYS.get(table_name, ["event_time", "event_id", "seq"])
         part = part.sort_by([(key, "ascending") for key in sort_keys])
         path = events_part_path(table_name, cluster, session, date, writer, ingest_id)
