@@ -10,16 +10,14 @@ builder's buffers, which become Arrow arrays without a Python object per value.
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 from cpython.float cimport PyFloat_AsDouble
 from cpython.long cimport PyLong_AsLongLong
-from libc.stdint cimport int32_t, int64_t, uint8_t
+from cpython.object cimport PyObject, Py_TYPE
 from cpython.ref cimport Py_INCREF, Py_XDECREF
+from libc.stdint cimport int32_t, int64_t, uint8_t
 from libc.stdlib cimport calloc, free, realloc
 from libc.string cimport memcpy
 
 import numpy as np
 import pyarrow as pa
-
-
-from cpython.object cimport PyObject, Py_TYPE
 
 
 cdef extern from "Python.h":
@@ -41,6 +39,7 @@ class _Slots:
     __slots__ = ("slot",)
 
 
+# The type of CPython's slot descriptors.
 cdef type MEMBER_DESCRIPTOR_TYPE = type(_Slots.slot)  # kept alive by the module
 cdef PyTypeObject* MEMBER_DESCRIPTOR = <PyTypeObject*>MEMBER_DESCRIPTOR_TYPE
 
@@ -110,9 +109,6 @@ cdef inline int put(Buffer* buffer, const void* data, Py_ssize_t size) except -1
 
 cdef bytes take_bytes(Buffer* buffer, Py_ssize_t start, Py_ssize_t end):
     return buffer.data[start:end]
-
-
-cdef Py_ssize_t uncertain_times = 0  # times `canonical_time` could not vouch for, in `fill`
 
 
 cdef inline int digits(const char* text, Py_ssize_t count):
@@ -268,6 +264,7 @@ cdef class Column:
         return self.default
 
     cdef int append(self, object value) except -1:
+        """Add a value; 1 when it is a time `canonical_time` cannot vouch for, else 0."""
         cdef uint8_t ok = 1
         cdef Py_ssize_t size, i
         cdef const char* text
@@ -277,6 +274,7 @@ cdef class Column:
         cdef uint8_t flag
         cdef char* out
         cdef int kind = self.kind
+        cdef int uncertain = 0
         if self.convert is not None:
             value = self.convert(value)
         if value is None or (self.falsy_null and not value):
@@ -286,8 +284,7 @@ cdef class Column:
                 text = PyUnicode_AsUTF8AndSize(value, &size)
                 put(&self.values, text, size)
                 if kind == K_TIME and not canonical_time(text, size):
-                    global uncertain_times
-                    uncertain_times += 1
+                    uncertain = 1
             number = self.values.size
             put(&self.offsets, &number, sizeof(int64_t))
         elif kind == K_HEX or kind == K_HEX_RAW:
@@ -322,7 +319,7 @@ cdef class Column:
             self.objects.append(value if ok else None)
         put(&self.valid, &ok, 1)
         self.length += 1
-        return 0
+        return uncertain
 
     cdef truncate(self, Py_ssize_t length):
         """Forget the values from `length` on."""
@@ -414,6 +411,7 @@ cdef class TableBuilder:
     cdef Buffer counts  # int32 per event
     cdef readonly Py_ssize_t events
     cdef readonly Py_ssize_t rows
+    cdef readonly Py_ssize_t uncertain  # times added that `canonical_time` could not vouch for
 
     def __init__(
         self, table, payload, event_columns, row_columns=(), rows_path=None, rows_of=None,
@@ -476,9 +474,9 @@ cdef class TableBuilder:
         count = len(items)
         for item in items:  # the event's own values are repeated on each of its rows
             for i in range(width):
-                (<Column>self.event_columns[i]).append(values[i])
+                self.uncertain += (<Column>self.event_columns[i]).append(values[i])
             for column in self.row_columns:
-                column.append(column.value_of(item))
+                self.uncertain += column.append(column.value_of(item))
         put(&self.counts, &count, sizeof(int32_t))
         self.events += 1
         self.rows += count
@@ -530,8 +528,9 @@ def fill(list events, dict builders, object seen, dict checks, list unknown):
     cdef TableBuilder builder
     cdef object event, event_id
     cdef bint repeated
-    global uncertain_times
-    uncertain_times = 0
+    cdef Py_ssize_t uncertain = 0
+    for found in (*builders.values(), *checks.values()):
+        (<TableBuilder>found).uncertain = 0
     for event in events:
         event_id = event.event_id
         repeated = event_id in seen
@@ -547,7 +546,9 @@ def fill(list events, dict builders, object seen, dict checks, list unknown):
             except ValueError as exc:
                 raise RowError(index, str(exc)) from None
         index += 1
-    return uncertain_times
+    for found in (*builders.values(), *checks.values()):
+        uncertain += (<TableBuilder>found).uncertain
+    return uncertain
 
 
 def first_incomplete(list events, dict payload_fields):
