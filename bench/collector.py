@@ -552,12 +552,12 @@ COMPONENTS: tuple[tuple[str, str, str], ...] = (
     ("Collector.flush (seal + write to the lake)", "ingest/collector.py", "flush"),
     ("  to_table", "ingest/to_arrow.py", "to_table"),
     ("  write_parts", "lake/parts.py", "write_parts"),
-    ("  gzip.compress (raw bodies)", "gzip.py", "compress"),
+    ("  _gzip (raw bodies, zlib-ng)", "ingest/flush.py", "_gzip"),
     ("  read_segment", "ingest/spool.py", "read_segment"),
     ("  Flusher._count (catalog)", "ingest/flush.py", "_count"),
-    ("asyncio loop (main thread: HTTP, uvicorn, litestar)", "base_events.py", "_run_once"),
+    ("asyncio loop (main thread: HTTP, uvicorn)", "base_events.py", "_run_once"),
     ("  uvicorn h11 protocol (parse requests)", "h11_impl.py", "data_received"),
-    ("  events handler (litestar route, coroutine)", "ingest/intake.py", "events"),
+    ("  events handler (ASGI, coroutine)", "ingest/intake.py", "events"),
 )
 
 
@@ -605,12 +605,11 @@ def _mib(value: float) -> str:
 
 
 def versions() -> str:
-    import litestar
     import uvicorn
 
     return (
         f"Python {platform.python_version()}, uvicorn {uvicorn.__version__}, "
-        f"litestar {litestar.__version__}, httpx {httpx.__version__}, "
+        f"httpx {httpx.__version__}, "
         f"{os.cpu_count()} cores ({platform.machine()})"
     )
 
