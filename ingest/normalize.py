@@ -277,6 +277,14 @@ def _specs() -> dict[str, TableBuilder]:
         )
         return event_type, builder
 
+    def lifecycle(
+        event_type: str, name: str, columns: list[Column], rows: list[Column]
+    ) -> tuple[str, TableBuilder]:
+        """A table of state transitions: a row each (one with a null state if none)."""
+        return table(
+            event_type, name, columns, rows, "state_transitions", placeholder=_NO_TRANSITION
+        )
+
     task_lifecycle = [_id("task_id"), _column("attempt_number", "task_attempt", kind=INT)]
     return dict(
         [
@@ -302,7 +310,7 @@ def _specs() -> dict[str, TableBuilder]:
                     *_task_spec("actor_func"),
                 ],
             ),
-            table(
+            lifecycle(
                 "TASK_LIFECYCLE_EVENT",
                 "task_lifecycle",
                 [
@@ -312,8 +320,6 @@ def _specs() -> dict[str, TableBuilder]:
                     _text("actor_repr_name"),
                 ],
                 _state_rows(),
-                "state_transitions",
-                placeholder=_NO_TRANSITION,
             ),
             table(
                 "TASK_EXECUTION_EVENT",
@@ -366,7 +372,7 @@ def _specs() -> dict[str, TableBuilder]:
                     _id("parent_id"),
                 ],
             ),
-            table(
+            lifecycle(
                 "ACTOR_LIFECYCLE_EVENT",
                 "actor_lifecycle",
                 [_id("actor_id")],
@@ -380,8 +386,6 @@ def _specs() -> dict[str, TableBuilder]:
                     _text("restart_reason", root=ROW),
                     _column("death_cause", "death_cause", root=ROW, convert=_death_cause),
                 ],
-                "state_transitions",
-                placeholder=_NO_TRANSITION,
             ),
             table(
                 "DRIVER_JOB_DEFINITION_EVENT",
@@ -395,13 +399,11 @@ def _specs() -> dict[str, TableBuilder]:
                     _obj("metadata", "config.metadata", {}),
                 ],
             ),
-            table(
+            lifecycle(
                 "DRIVER_JOB_LIFECYCLE_EVENT",
                 "driver_job_lifecycle",
                 [_id("job_id")],
                 _state_rows(),
-                "state_transitions",
-                placeholder=_NO_TRANSITION,
             ),
             table(
                 "NODE_DEFINITION_EVENT",
@@ -417,7 +419,7 @@ def _specs() -> dict[str, TableBuilder]:
                     _text("instance_type_name"),
                 ],
             ),
-            table(
+            lifecycle(
                 "NODE_LIFECYCLE_EVENT",
                 "node_lifecycle",
                 [_id("node_id")],
@@ -427,8 +429,6 @@ def _specs() -> dict[str, TableBuilder]:
                     _text("alive_sub_state", root=ROW),
                     *_death_info(death_reason="reason", death_reason_message="reason_message"),
                 ],
-                "state_transitions",
-                placeholder=_NO_TRANSITION,
             ),
             table(
                 "WORKER_DEFINITION_EVENT",
@@ -441,7 +441,7 @@ def _specs() -> dict[str, TableBuilder]:
                     _id("job_id"),
                 ],
             ),
-            table(
+            lifecycle(
                 "WORKER_LIFECYCLE_EVENT",
                 "worker_lifecycle",
                 [_id("worker_id"), _id("job_id")],
@@ -460,8 +460,6 @@ def _specs() -> dict[str, TableBuilder]:
                     ),
                     *_death_info(exit_type="exit_type", exit_detail="exit_detail"),
                 ],
-                "state_transitions",
-                placeholder=_NO_TRANSITION,
             ),
             table(
                 "PLACEMENT_GROUP_DEFINITION_EVENT",
@@ -479,7 +477,7 @@ def _specs() -> dict[str, TableBuilder]:
                     _pid("creation_request_received_time", "creation_request_received_ns"),
                 ],
             ),
-            table(
+            lifecycle(
                 "PLACEMENT_GROUP_LIFECYCLE_EVENT",
                 "placement_group_lifecycle",
                 [_id("placement_group_id")],
@@ -498,8 +496,6 @@ def _specs() -> dict[str, TableBuilder]:
                         convert=_placements,
                     ),
                 ],
-                "state_transitions",
-                placeholder=_NO_TRANSITION,
             ),
             table(
                 "SUBMISSION_JOB_DEFINITION_EVENT",
@@ -515,7 +511,7 @@ def _specs() -> dict[str, TableBuilder]:
                     _obj("entrypoint_resources", "entrypoint_resources.custom_resources", {}),
                 ],
             ),
-            table(
+            lifecycle(
                 "SUBMISSION_JOB_LIFECYCLE_EVENT",
                 "submission_job_lifecycle",
                 [_text("submission_id")],
@@ -527,8 +523,6 @@ def _specs() -> dict[str, TableBuilder]:
                     _text("driver_agent_http_address", root=ROW),
                     _column("driver_exit_code", "driver_exit_code", kind=INT, root=ROW),
                 ],
-                "state_transitions",
-                placeholder=_NO_TRANSITION,
             ),
             table(
                 "PLATFORM_EVENT",
