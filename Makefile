@@ -12,7 +12,8 @@ WORKER_NODE := baecc821b4e2be4b05f9d2711297e15761d5a0fa665dd02790868f0e
 
 # A Debian package, installed when its command is missing (CI and new machines start
 # bare): Debian's chromium for the browser tests (Playwright drives it; no browser
-# download) and redis-server for tests/test_ha.py (the external GCS store).
+# download), redis-server for tests/test_ha.py (the external GCS store), and buildah
+# and mmdebstrap for tests/test_image.py (the image, built without a Docker engine).
 define apt_install
 	@command -v $(1) >/dev/null 2>&1 || { \
 		echo "installing Debian's $(2) for $(3)"; \
@@ -26,6 +27,8 @@ endef
 setup: $(STAMP)
 	$(call apt_install,chromium,chromium fonts-liberation,the browser tests)
 	$(call apt_install,redis-server,redis-server,the GCS fault-tolerance test)
+	$(call apt_install,buildah,buildah,the image test)
+	$(call apt_install,mmdebstrap,mmdebstrap,the image test)
 
 # The editable install also compiles ingest/columnar.pyx in place (Cython, then gcc).
 $(STAMP): pyproject.toml ingest/columnar.pyx

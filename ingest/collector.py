@@ -29,14 +29,14 @@ from prometheus_client import Counter as MetricCounter
 
 from ingest.exports import ExportTailer
 from ingest.flush import RECENT_EVENT_IDS, Flusher, SegmentRows
-from ingest.node import current_session_dir, node_id
+from ingest.node import current_session_dir, node_id, session_dirs
 from ingest.normalize import EventColumns, normalize
 from ingest.parse import BodyError, parse_body
 from ingest.settings import CollectorConfig
 from ingest.shipper import LogShipper
 from ingest.snapshots import Snapshotter
 from ingest.spool import Spool, SpoolFull, read_segment
-from lake.catalog import CatalogEntry, update_entry
+from lake.catalog import CatalogEntry, read_entry, update_entry
 from lake.layout import ClusterKey
 from lake.store import Lake
 
@@ -183,13 +183,15 @@ class Collector:
 
     # -- flushing -------------------------------------------------------------------
 
-    def _node_id(self) -> str:
+    def _running_node(self) -> str | None:
+        """The node running now, from Ray's directory (`ingest.node`)."""
         session = current_session_dir(self.config.ray_root)
-        found = node_id(session) if session else None
-        if found:
-            return found
+        return node_id(session) if session else None
+
+    def _emitting_node(self) -> str:
+        """Before Ray's directory names the node: the node the events name."""
         for rows in self._pending.values():
-            if rows.emitter:  # the emitting node, as Ray reported it
+            if rows.emitter:
                 return rows.emitter
         return "unknown"
 
@@ -232,12 +234,21 @@ class Collector:
         self.metrics.log_bytes.inc(report.bytes)
 
     def _end_entries(self) -> None:
-        """Mark ended the catalog entries this collector kept (no scan of the catalog)."""
+        """Mark ended the catalog entries this collector kept (no scan of the catalog),
+        and those its node wrote before a restart for the sessions in the Ray root: a
+        run that had nothing left to write ends them too."""
         entries = set()
         for keeper in (self._flusher, self._shipper):
             if keeper is not None:
                 entries |= keeper.entries
+        node = self._flusher.node_id if self._flusher is not None else self._running_node()
+        if node is not None:
+            for session in session_dirs(self.config.ray_root):
+                if read_entry(self.lake(), self.cluster, session.name, node) is not None:
+                    entries.add((session.name, node))
+        self._end(entries)
 
+    def _end(self, entries: set[tuple[str, str]]) -> None:
         def end(entry: CatalogEntry) -> bool:
             entry.ended = True
             return True
@@ -260,12 +271,22 @@ class Collector:
             log.warning("reading export events failed: %s", exc)
 
     def _get_flusher(self) -> Flusher:
-        if self._flusher is not None:
-            return self._flusher
-        node = self._node_id()
+        """The flusher of the node running now. A Ray container restarted in the pod is
+        a new node in the same Ray root (`ingest.node`): from the next flush on, events
+        go under its id, and the old node's catalog entries end, as the node has."""
+        old = self._flusher
+        running = self._running_node()
+        if old is not None and running in (None, old.node_id):
+            return old
+        node = running or self._emitting_node()
         flusher = Flusher(self.lake(), self.cluster, node, self.config.role, self.spool)
-        for path in self.spool.done():  # written before a restart: a re-read leaves them out
-            flusher.remember(self._ids_in(path))
+        if old is None:
+            for path in self.spool.done():  # written before a restart: a re-read leaves them out
+                flusher.remember(self._ids_in(path))
+        else:
+            flusher.remember(old.written)
+            flusher.ray_version = old.ray_version
+            self._end(old.entries)  # raises while the lake is down: the switch is retried
         if node != "unknown":  # else ask again next time: Ray may not have started yet
             self._flusher = flusher
         return flusher

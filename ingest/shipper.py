@@ -7,9 +7,18 @@ rotates is not shipped again. watchdog tells which files changed; a full scan at
 and at the end catches anything it missed. Every session directory under the Ray root
 is shipped, so an old session's remaining logs still arrive after a restart.
 
-What was shipped (inode -> bytes) is kept in a small state file beside the spool, so
-a restarted collector goes on where it stopped; a part written again after a crash
-has the same name and at least the same bytes.
+A Ray container restarted in the same pod may start a new node in the same session
+directory (`ingest.node`). A file goes under the node that had started last when it
+was last written, and stays with the node it was first shipped under, unless it is
+written again after a newer node started: then the newer node, whose `logs/` holds it
+too, gets the whole file (a few of Ray's files, such as `log_monitor.log` and
+`events/*.log`, are appended to by every node of the directory). So a new node's files
+go under its id, and what was shipped under the old node stays there.
+
+What was shipped (node, inode -> bytes) is kept in a small state file beside the spool,
+so a restarted collector goes on where it stopped; a part written again after a crash
+has the same name and at least the same bytes. A node's index starts from the one in
+the lake, so files shipped before a restart stay listed.
 """
 
 from __future__ import annotations
@@ -26,13 +35,15 @@ from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver
 
-from ingest.node import node_id, session_dirs
+from ingest.node import NodeStart, node_at, node_starts, session_dirs
 from lake.catalog import CatalogEntry, update_entry
 from lake.layout import ClusterKey, log_part_path
-from lake.logfiles import LogFile, write_index
+from lake.logfiles import LogFile, read_index, write_index
 from lake.store import Lake
 
 log = logging.getLogger("raylake.logs")
+
+SCAN_EVERY = 10  # rounds between full scans while watching
 
 PART_MAX_BYTES = 64 * 1024 * 1024
 
@@ -72,11 +83,14 @@ class LogShipper:
         self.cluster = cluster
         self.ray_root = ray_root
         self.state_file = state_file
-        self.shipped: dict[str, int] = self._load()  # "<dev>:<inode>" -> bytes
-        self.files: dict[Path, dict[str, LogFile]] = {}  # session dir -> path -> file
+        self.shipped: dict[str, int] = self._load()  # "<node>:<dev>:<inode>" -> bytes
+        # (session dir, node) -> path under logs/ -> file: each node's index
+        self.files: dict[tuple[Path, str], dict[str, LogFile]] = {}
         self.entries: set[tuple[str, str]] = set()  # (session, node) catalog entries kept
         self._dirty = _Dirty()
         self._observer: BaseObserver | None = None
+        self.unwatchable = False  # inotify refused: every interval scans
+        self._rounds = 0
 
     def _load(self) -> dict[str, int]:
         try:
@@ -90,13 +104,27 @@ class LogShipper:
         temporary.replace(self.state_file)
 
     def watch(self) -> None:
-        """Start noting changed files (the Ray root may not exist yet: then scans do)."""
-        if self._observer is None and self.ray_root.is_dir():
+        """Start noting changed files (the Ray root may not exist yet: then scans do).
+        Past the node's inotify limits, every interval scans instead, which costs a stat
+        of every log file per interval: said once, loudly."""
+        if self._observer is not None or self.unwatchable or not self.ray_root.is_dir():
+            return
+        try:
             observer = Observer()
-            observer.schedule(self._dirty, str(self.ray_root), recursive=True)
             observer.daemon = True
+            observer.schedule(self._dirty, str(self.ray_root), recursive=True)
             observer.start()
-            self._observer = observer
+        except OSError as exc:  # "inotify instance limit reached", "... watch limit ..."
+            self.unwatchable = True
+            log.warning(
+                "cannot watch %s for changes (%s): every log interval scans all log files "
+                "instead; raise the node's fs.inotify.max_user_instances and "
+                "fs.inotify.max_user_watches (docs/deploy.md, Troubleshooting)",
+                self.ray_root,
+                exc,
+            )
+            return
+        self._observer = observer
 
     def stop(self) -> None:
         if self._observer is not None:
@@ -104,31 +132,41 @@ class LogShipper:
             self._observer.join(timeout=5)
 
     def ship(self, everything: bool = False) -> ShipReport:
-        """Ship what changed (every file when `everything`, or before watching)."""
+        """Ship what changed (every file when `everything`, before watching, and every
+        `SCAN_EVERY` rounds: past the watch limit, a directory made later goes unwatched
+        without a word)."""
         self.watch()
         dirty = self._dirty.take()
-        scan = everything or self._observer is None
+        self._rounds += 1
+        scan = everything or self._observer is None or self._rounds % SCAN_EVERY == 0
         report = ShipReport()
         for session_dir in session_dirs(self.ray_root):
-            node = node_id(session_dir)
+            starts = node_starts(session_dir)
             logs = session_dir / "logs"
-            if node is None or not logs.is_dir():
+            if not starts or not logs.is_dir():
                 continue
-            known = self.files.setdefault(session_dir, {})
-            first_time = not known
-            changed = False
-            for path in self._candidates(logs, scan or first_time, dirty):
-                shipped = self._ship_file(session_dir.name, node, logs, path, known)
+            first_time = {s.node_id for s in starts if (session_dir, s.node_id) not in self.files}
+            changed = set()
+            for path in self._candidates(logs, scan or bool(first_time), dirty):
+                shipped = self._ship_file(session_dir, starts, path)
                 if shipped is not None:
-                    changed = True
+                    changed.add(shipped[0])
                     report.files += 1
-                    report.bytes += shipped
-            if changed or first_time:
-                files = list(known.values())
+                    report.bytes += shipped[1]
+            for node in sorted(changed | first_time):
+                files = list(self._known(session_dir, node).values())
                 write_index(self.lake(), self.cluster, session_dir.name, node, files)
                 self._count(session_dir.name, node, files)
         self._save()
         return report
+
+    def _known(self, session_dir: Path, node: str) -> dict[str, LogFile]:
+        """A node's index: what the lake lists, the first time, then what was shipped."""
+        key = (session_dir, node)
+        if key not in self.files:
+            indexed = read_index(self.lake(), self.cluster, session_dir.name, node)
+            self.files[key] = {f.path: f for f in indexed}
+        return self.files[key]
 
     def _count(self, session: str, node: str, files: list[LogFile]) -> None:
         def count(entry: CatalogEntry) -> bool:
@@ -146,25 +184,38 @@ class LogShipper:
         prefix = str(logs) + os.sep
         return sorted(Path(p) for p in dirty if p.startswith(prefix) and Path(p).is_file())
 
+    def _owner(self, starts: list[NodeStart], key: str, modified_ns: int) -> str:
+        """The node a file's bytes go under: the one it was shipped under before, unless
+        it was written after a newer node started (`ingest.node` says why)."""
+        now = node_at(starts, modified_ns)
+        order = [s.node_id for s in starts]
+        before = [node for node in order if f"{node}:{key}" in self.shipped]
+        if before and order.index(before[-1]) >= order.index(now):
+            return before[-1]
+        return now
+
     def _ship_file(
-        self, session: str, node: str, logs: Path, path: Path, known: dict[str, LogFile]
-    ) -> int | None:
-        """Ship a file's new bytes; None when nothing changed."""
+        self, session_dir: Path, starts: list[NodeStart], path: Path
+    ) -> tuple[str, int] | None:
+        """Ship a file's new bytes: (its node, bytes sent), or None when nothing changed."""
         try:
             stat = path.stat()
         except FileNotFoundError:
             return None
+        logs = session_dir / "logs"
         relative = path.relative_to(logs).as_posix()
-        key = f"{stat.st_dev}:{stat.st_ino}"
+        node = self._owner(starts, f"{stat.st_dev}:{stat.st_ino}", stat.st_mtime_ns)
+        key = f"{node}:{stat.st_dev}:{stat.st_ino}"
         start = self.shipped.get(key, 0)
         if stat.st_size < start:  # truncated (or the inode reused): start again
             start = 0
+        known = self._known(session_dir, node)
         known[relative] = LogFile(relative, stat.st_size, stat.st_ino, "parts", stat.st_mtime_ns)
         if stat.st_size == start:
             if key in self.shipped:
                 return None
             self.shipped[key] = start  # a new empty file: indexed, nothing to send
-            return 0
+            return node, 0
         sent = 0
         with path.open("rb") as f:
             f.seek(start)
@@ -172,9 +223,9 @@ class LogShipper:
                 data = f.read(min(PART_MAX_BYTES, stat.st_size - start))
                 if not data:
                     break
-                target = log_part_path(self.cluster, session, node, stat.st_ino, start)
+                target = log_part_path(self.cluster, session_dir.name, node, stat.st_ino, start)
                 self.lake().write_bytes(target, data)
                 start += len(data)
                 sent += len(data)
                 self.shipped[key] = start
-        return sent
+        return node, sent

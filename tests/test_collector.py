@@ -604,6 +604,66 @@ def test_a_restart_after_a_clean_drain_keeps_what_was_written(
     assert sum(catalog_totals(lake).values()) == 1469
 
 
+def test_a_ray_node_restarted_in_the_pod_is_written_as_the_new_node(
+    launcher: Launcher, ray_root: Path, tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """The Ray container restarts beside a collector that keeps running: the new node
+    (new port files in the same session directory) writes from the next flush on, and
+    the old node's catalog entry ends, as the node has."""
+    new_node = "b" * 56
+    lake_dir, spool = tmp_path / "lake", tmp_path / "spool"
+    c = launcher.collector(str(lake_dir), spool, "--flush-interval", "200ms")
+    for body in BODIES[:25]:
+        assert c.post(body.data).status_code == 200
+    c.wait_flushed()
+    lake = Lake(str(lake_dir))
+    (first,) = read_entries(lake)
+    assert (first.node_id, first.ended) == (HEAD_NODE, False)
+
+    time.sleep(0.05)  # the new node's port files are newer than the old node's
+    session = ray_root / SESSION
+    for component in ("gcs_server", "dashboard_agent_listen", "metrics_export"):
+        (session / f"{component}_port_{new_node}").write_text("6379")
+    (ray_root / "session_latest").unlink()
+    (ray_root / "session_latest").symlink_to(session, target_is_directory=True)
+    for body in BODIES[25:]:
+        assert c.post(body.data).status_code == 200
+    c.wait_flushed()
+    entries = {e.node_id: e for e in read_entries(lake)}
+    assert entries[HEAD_NODE].ended, "the old node's entry ends once the new node writes"
+    assert not entries[new_node].ended
+    code, _ = c.terminate()
+    assert code == 0, c.output()
+
+    entries = {e.node_id: e for e in read_entries(lake)}
+    assert set(entries) == {HEAD_NODE, new_node}
+    assert all(e.ended for e in entries.values())
+    assert sum(entries[new_node].event_counts.values()) > 0
+    writers = {path.split("/")[-1].split("-")[1] for path in lake.list_files("events")}
+    assert writers == {HEAD_NODE, new_node}
+    assert_stored_once(lake, ALL)
+    assert_same_views(answers(lake), reference(tmp_path_factory, ALL))
+    assert sum(catalog_totals(lake).values()) == 1469
+
+
+def test_a_run_with_nothing_left_to_write_still_ends_its_node_entries(
+    launcher: Launcher, tmp_path: Path
+) -> None:
+    """Everything was written before a restart; the next run gets nothing new and its
+    SIGTERM still marks the node's entries ended."""
+    lake_dir, spool = tmp_path / "lake", tmp_path / "spool"
+    c = launcher.collector(str(lake_dir), spool, "--flush-interval", "200ms")
+    for body in BODIES:
+        assert c.post(body.data).status_code == 200
+    c.wait_flushed()
+    c.kill()
+    c = launcher.collector(str(lake_dir), spool, "--flush-interval", "200ms")
+    code, _ = c.terminate()
+    assert code == 0, c.output()
+    (entry,) = read_entries(Lake(str(lake_dir)))
+    assert entry.ended
+
+
 # --- 3. Ray's retries -----------------------------------------------------------------
 
 

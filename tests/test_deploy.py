@@ -50,6 +50,7 @@ SERVER = "raylake-history-server"
 CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding"}
 
 COLLECTOR_DEFAULTS = {s.name: s.default for s in SETTINGS}
+LOCK_PATH = "deploy/constraints.txt"
 
 
 def ray_event_env(port: str) -> dict[str, str]:
@@ -279,7 +280,7 @@ def test_the_build_context_holds_the_whole_package() -> None:
     setuptools = project["tool"]["setuptools"]
     packages = [p.rstrip("*") for p in setuptools["packages"]["find"]["include"]]
     modules = [f"{m}.py" for m in setuptools["py-modules"]]
-    needed = {*packages, *modules, "pyproject.toml", project["project"]["readme"]}
+    needed = {*packages, *modules, "pyproject.toml", project["project"]["readme"], LOCK_PATH}
     copied = set()
     for op, arg in dockerfile():
         if op == "COPY" and not arg.startswith("--from"):
@@ -292,9 +293,18 @@ def test_the_build_context_holds_the_whole_package() -> None:
     }
     assert needed <= allowed, needed - allowed
     declared = setuptools["package-data"]
+    # A compiled module's source is built, not read; its stub, C file and library are
+    # for type checkers or made by the build.
+    compiled = {
+        Path(source).with_suffix("") for e in setuptools["ext-modules"] for source in e["sources"]
+    }
+    code = (".py", ".pyc", ".pyi", ".pyx", ".c", ".so")
     for package in packages:
         for path in (REPO / package).rglob("*"):
             if path.is_dir() or path.suffix in (".py", ".pyc") or "__pycache__" in path.parts:
+                continue
+            stem = path.relative_to(REPO).parent / path.name.split(".")[0]
+            if path.suffix in code and stem in compiled:
                 continue
             inside = path.relative_to(REPO / package).as_posix()
             patterns = declared.get(package, [])
@@ -302,6 +312,32 @@ def test_the_build_context_holds_the_whole_package() -> None:
                 f"{package}/{inside} is not package data in pyproject.toml: "
                 "the image would not have it"
             )
+
+
+def locked() -> dict[str, str]:
+    """deploy/constraints.txt: package name -> pinned version."""
+    pins = {}
+    for line in (REPO / LOCK_PATH).read_text().splitlines():
+        if line and not line.startswith("#"):
+            name, _, version = line.partition("==")
+            assert version, f"{LOCK_PATH}: {line!r} pins no version"
+            pins[name] = version
+    return pins
+
+
+def test_the_image_installs_locked_versions_of_every_dependency() -> None:
+    """The image's pip installs under deploy/constraints.txt (written by deploy/lock.py), so
+    every dependency, direct or of the `dashboard` extra, must be pinned there."""
+    assert any(op == "RUN" and f"--constraint /src/{LOCK_PATH}" in arg for op, arg in dockerfile())
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    extra = build_args()["EXTRAS"]
+    wanted = [*project["dependencies"], *project["optional-dependencies"][extra]]
+    pins = locked()
+    for requirement in wanted:
+        name = re.sub(r"[-_.]+", "-", re.split(r"[\[<>=!~; ]", requirement)[0]).lower()
+        assert name in pins, f"{requirement} is not in {LOCK_PATH}: run deploy/lock.py"
+        exact = requirement.partition("==")[2]
+        assert not exact or pins[name] == exact, (requirement, pins[name])
 
 
 # --- tests: the overlays --------------------------------------------------------------
