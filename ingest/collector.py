@@ -42,7 +42,6 @@ from lake.store import Lake
 
 log = logging.getLogger("raylake.collector")
 
-MEMORY_FLUSHES = 2  # rows held for at most this many --flush-events; past it, read from disk
 MAX_BACKOFF = 60.0
 
 
@@ -92,7 +91,9 @@ class Collector:
         self._lock = threading.Lock()  # intake and sealing: a segment's rows stay whole
         self._pending: dict[str, SegmentRows] = {}  # by segment name
         self._held_events = 0  # rows kept in memory for segments not yet written
-        self._held_cap = MEMORY_FLUSHES * config.flush_events
+        # Rows held for one --flush-events at most (the sidecar's 256 MiB); past it, the
+        # flusher reads the segments from disk.
+        self._held_cap = config.flush_events
         self._checked = EventColumns()  # where a body not kept is checked
         self._recent: set[bytes] = set()
         self._recent_order: deque[bytes] = deque()

@@ -28,7 +28,7 @@ from lake.layout import ClusterKey, raw_path
 from lake.parts import write_parts
 from lake.store import Lake
 
-RECENT_EVENT_IDS = 200_000  # Ray retries within minutes; older repeats the views collapse
+RECENT_EVENT_IDS = 100_000  # Ray retries within minutes; older repeats the views collapse
 
 
 @dataclass
