@@ -31,7 +31,6 @@ class Column:
     falsy_null: bool
     convert: Callable[[Any], Any] | None
     length: int
-    nbytes: int
     def __init__(
         self,
         name: str,
@@ -54,7 +53,6 @@ class TableBuilder:
     placeholder: Any
     events: int
     rows: int
-    nbytes: int
     def __init__(
         self,
         table: str,

@@ -387,9 +387,6 @@ cdef class Column:
         self.objects = []
         self.length = 0
 
-    @property
-    def nbytes(self):
-        return self.values.capacity + self.offsets.capacity + self.valid.capacity
 
 
 cdef class TableBuilder:
@@ -507,13 +504,6 @@ cdef class TableBuilder:
     def counts_array(self):
         return np.frombuffer(take_bytes(&self.counts, 0, self.counts.size), dtype=np.int32)
 
-    @property
-    def nbytes(self):
-        cdef Column column
-        total = self.counts.capacity
-        for column in self.event_columns + self.row_columns:
-            total += column.nbytes
-        return total
 
 
 def fill(list events, dict builders, object seen, dict checks, list unknown):

@@ -578,10 +578,6 @@ class EventColumns:
         # Repeated events go here to be checked, then are forgotten.
         self.checks: dict[str, TableBuilder] = {t: b.fresh() for t, b in self.builders.items()}
 
-    @property
-    def rows(self) -> int:
-        return sum(b.rows for b in self.builders.values())
-
     def mark(self) -> Mark:
         return {table: builder.mark() for table, builder in self.builders.items()}
 
@@ -589,10 +585,6 @@ class EventColumns:
         """Forget every body added since `mark()` gave `mark`."""
         for table, builder in self.builders.items():
             builder.rollback(mark[table])
-
-    @property
-    def nbytes(self) -> int:
-        return sum(b.nbytes for b in self.builders.values())
 
     def tables(self, ingest_id: str) -> dict[str, pa.Table]:
         """One Arrow table per table that has rows (see `to_arrow.to_table`)."""
