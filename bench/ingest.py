@@ -141,7 +141,7 @@ def _convert(bodies: Sequence[bytes]) -> Run:
         normalize_cpu += c - b
         events += len(parsed.events)
     a = clock()
-    tables = list(columns.tables("bench").values())
+    tables = [data for _, data in columns.tables("bench")]
     to_table_cpu = clock() - a
     cpu, wall = clock() - cpu0, time.perf_counter() - wall0
     return Run(

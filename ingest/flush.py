@@ -151,7 +151,7 @@ class Flusher:
         ingest_id = segment.name
         parts = 0
         summaries: dict[str, list[dict[str, Any]]] = {}
-        for table, data in rows.columns.drain(ingest_id):
+        for table, data in rows.columns.tables(ingest_id):
             written = write_parts(
                 self.lake, self.cluster, table, data, writer=self.node_id, ingest_id=ingest_id
             )

@@ -112,7 +112,7 @@ class _Batch:
         """Write the batch; the ingest id derives from the bodies it holds."""
         ingest_id = hashlib.sha256("".join(self.digests).encode()).hexdigest()[:20]
         parts = []
-        for table, data in self.columns.tables(ingest_id).items():
+        for table, data in self.columns.tables(ingest_id):
             parts += write_parts(lake, cluster, table, data, writer=WRITER, ingest_id=ingest_id)
         pa.default_memory_pool().release_unused()  # give the batch's memory back
         return parts

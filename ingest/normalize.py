@@ -586,25 +586,18 @@ class EventColumns:
         for table, builder in self.builders.items():
             builder.rollback(mark[table])
 
-    def tables(self, ingest_id: str) -> dict[str, pa.Table]:
-        """One Arrow table per table that has rows (see `to_arrow.to_table`)."""
-        return dict(self._tables(ingest_id, release=False))
-
-    def drain(self, ingest_id: str) -> Iterator[tuple[str, pa.Table]]:
-        """The tables one at a time, each table's columns given back once it is made:
-        memory holds the columns or the table, not both."""
-        return self._tables(ingest_id, release=True)
-
-    def _tables(self, ingest_id: str, release: bool) -> Iterator[tuple[str, pa.Table]]:
+    def tables(self, ingest_id: str) -> Iterator[tuple[str, pa.Table]]:
+        """One Arrow table per table that has rows (see `to_arrow.to_table`), one at a
+        time, each table's columns given back once it is made: memory holds the columns
+        or the table, not both. The columns are empty afterwards."""
         by_table: dict[str, list[TableBuilder]] = defaultdict(list)
         for builder in self.builders.values():
             if builder.rows:
                 by_table[builder.table].append(builder)
         for table, found in by_table.items():
             data = to_table(table, found, ingest_id)
-            if release:
-                for builder in found:
-                    builder.release()
+            for builder in found:
+                builder.release()
             yield table, data
 
 

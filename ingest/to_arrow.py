@@ -24,12 +24,9 @@ from lake.schemas import SCHEMAS
 
 
 def to_table(table: str, builders: Sequence[TableBuilder], ingest_id: str) -> pa.Table:
-    """One Arrow table of the rows of `builders` (all of `table`), with `session` and
-    `date` columns before the schema's."""
+    """One Arrow table of the rows of `builders` (all of `table`, at least one), with
+    `session` and `date` columns before the schema's."""
     parts = [_one(table, builder, ingest_id) for builder in builders]
-    if not parts:
-        empty = SCHEMAS[table].empty_table()
-        return _with_partition_columns(empty, pa.array([], pa.string()))
     return parts[0] if len(parts) == 1 else pa.concat_tables(parts)
 
 

@@ -29,7 +29,7 @@ def first(event_type: str) -> dict[str, Any]:
 def tables(raw: bytes) -> dict[str, pa.Table]:
     columns = EventColumns()
     normalize(parse_body(raw), set(), columns)
-    return columns.tables("test")
+    return dict(columns.tables("test"))
 
 
 def test_ids_are_lowercase_hex_and_nil_ids_are_null() -> None:

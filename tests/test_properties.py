@@ -207,7 +207,7 @@ def encode_body(
 def ingest_body(body: bytes) -> dict[str, pa.Table]:
     columns = EventColumns()
     normalize(parse_body(body), set(), columns)
-    return columns.tables("props")
+    return dict(columns.tables("props"))
 
 
 # --- 1. any valid event list ingests ---------------------------------------------------
@@ -234,7 +234,7 @@ def test_any_valid_event_list_ingests(
     assert seen == {base64.b64decode(e["eventId"]) for e in events}
 
     kept: set[str | None] = set()
-    tables = columns.tables("props")
+    tables = dict(columns.tables("props"))
     for table, data in tables.items():
         assert data.num_rows > 0
         assert data.column_names == ["session", "date", *SCHEMAS[table].names]
