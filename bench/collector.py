@@ -552,7 +552,7 @@ COMPONENTS: tuple[tuple[str, str, str], ...] = (
     ("Collector.flush (seal + write to the lake)", "ingest/collector.py", "flush"),
     ("  to_table", "ingest/to_arrow.py", "to_table"),
     ("  write_parts", "lake/parts.py", "write_parts"),
-    ("  _gzip (raw bodies, zlib-ng)", "ingest/flush.py", "_gzip"),
+    ("  _gzip_lines (raw bodies, zlib-ng)", "ingest/flush.py", "_gzip_lines"),
     ("  read_segment", "ingest/spool.py", "read_segment"),
     ("  Flusher._count (catalog)", "ingest/flush.py", "_count"),
     ("asyncio loop (main thread: HTTP, uvicorn)", "base_events.py", "_run_once"),

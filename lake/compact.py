@@ -21,7 +21,7 @@ import pyarrow.dataset as ds
 from lake.catalog import read_entries
 from lake.layout import EVENTS, check_writer
 from lake.logfiles import assemble
-from lake.parts import SORT_KEYS, parquet_bytes
+from lake.parts import parquet_bytes, sort_order
 from lake.schemas import SCHEMAS
 from lake.store import Lake
 
@@ -85,8 +85,7 @@ def compact(lake: Lake, *, target_bytes: int = TARGET_BYTES) -> CompactReport:
                     [lake.full(p) for p in group], format="parquet", filesystem=lake.fs
                 ).to_table()
                 merged = _deduplicated(data.cast(schema))
-                sort_keys = SORT_KEYS.get(table, ["event_time", "event_id", "seq"])
-                merged = merged.sort_by([(key, "ascending") for key in sort_keys])
+                merged = merged.sort_by(sort_order(table))
                 digest = hashlib.sha256("\n".join(group).encode()).hexdigest()[:20]
                 name = f"part-{WRITER}-{check_writer(digest)}.parquet"
                 lake.write_bytes(f"{directory}/{name}", parquet_bytes(merged))
