@@ -8,6 +8,7 @@ the same bytes to the same name (idempotent).
 from __future__ import annotations
 
 import io
+from typing import Literal
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -49,12 +50,13 @@ def parquet_bytes(table: pa.Table) -> bytes:
         sink,
         compression="zstd",
         row_group_size=256 * 1024,
-        use_dictionary=_dictionary_columns(table.schema),
+        # pyarrow takes a list of columns here; its type stubs know only a bool
+        use_dictionary=_dictionary_columns(table.schema),  # type: ignore[arg-type]
     )
     return sink.getvalue()
 
 
-def sort_order(table_name: str) -> list[tuple[str, str]]:
+def sort_order(table_name: str) -> list[tuple[str, Literal["ascending"]]]:
     keys = SORT_KEYS.get(table_name, ["event_time", "event_id", "seq"])
     return [(key, "ascending") for key in keys]
 
