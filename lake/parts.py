@@ -56,7 +56,7 @@ def parquet_bytes(table: pa.Table) -> bytes:
     return sink.getvalue()
 
 
-def sort_order(table_name: str) -> list[tuple[str, Literal["ascending"]]]:
+def sort_order(table_name: str) -> list[tuple[str, Literal["ascending", "descending"]]]:
     keys = SORT_KEYS.get(table_name, ["event_time", "event_id", "seq"])
     return [(key, "ascending") for key in keys]
 
