@@ -7,6 +7,9 @@ spool is full or the collector is draining (Ray retries).
 
 A plain ASGI application under uvicorn: four fixed routes need no framework, and the
 sidecar's 256 MiB is better spent on events than on one (Litestar takes 19 MiB).
+A body is taken on the event loop's own thread: the work is CPU-bound under the GIL, and
+handing each body to a worker thread cost a fifth of the collector's CPU in thread
+switches and GIL hand-offs (bench/collector.py: 2.99 -> 2.35 CPU s per 100k events).
 """
 
 from __future__ import annotations
@@ -14,7 +17,6 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-import anyio.to_thread
 import msgspec
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -90,7 +92,7 @@ def create_app(collector: Collector) -> ASGIApp:
             await _answer(send, 413, {"error": error})
             return
         try:
-            count = await anyio.to_thread.run_sync(collector.accept, body)
+            count = collector.accept(body)
         except BodyError as exc:
             await _answer(send, 400, exc.as_json())
             return
