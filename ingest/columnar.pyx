@@ -14,7 +14,7 @@ from cpython.object cimport PyObject, Py_TYPE
 from cpython.ref cimport Py_INCREF, Py_XDECREF
 from libc.stdint cimport int32_t, int64_t, uint8_t
 from libc.stdlib cimport calloc, free, realloc
-from libc.string cimport memcpy
+from libc.string cimport memcpy, memset
 
 import numpy as np
 import pyarrow as pa
@@ -68,6 +68,11 @@ EVENT, PAYLOAD, ROW = R_EVENT, R_PAYLOAD, R_ROW
 
 cdef object MISSING = object()
 cdef const char* HEX_DIGITS = b"0123456789abcdef"
+cdef char[512] HEX_PAIRS  # the two hex digits of each byte
+cdef int _byte
+for _byte in range(256):
+    HEX_PAIRS[2 * _byte] = HEX_DIGITS[_byte >> 4]
+    HEX_PAIRS[2 * _byte + 1] = HEX_DIGITS[_byte & 15]
 
 
 class RowError(ValueError):
@@ -76,12 +81,6 @@ class RowError(ValueError):
     def __init__(self, index, message):
         super().__init__(message)
         self.index = index
-
-
-cdef struct Buffer:
-    char* data
-    Py_ssize_t size
-    Py_ssize_t capacity
 
 
 cdef int reserve(Buffer* buffer, Py_ssize_t more) except -1:
@@ -107,6 +106,14 @@ cdef inline int put(Buffer* buffer, const void* data, Py_ssize_t size) except -1
     return 0
 
 
+cdef inline int close(Column column, bint ok) except -1:
+    """Count the value just added to a column, valid or null."""
+    cdef uint8_t flag = ok
+    put(&column.valid, &flag, 1)
+    column.length += 1
+    return 0
+
+
 cdef bytes take_bytes(Buffer* buffer, Py_ssize_t start, Py_ssize_t end):
     return buffer.data[start:end]
 
@@ -122,7 +129,7 @@ cdef inline int digits(const char* text, Py_ssize_t count):
     return value
 
 
-cdef bint canonical_time(const char* text, Py_ssize_t size):
+cdef bint canonical_time(const char* text, Py_ssize_t size) noexcept:
     """Whether a time is in the form Ray prints, `YYYY-MM-DDTHH:MM:SS[.fraction]Z`, and a
     real instant within timestamp[ns]'s range (1678-2261), so that Arrow surely parses it.
     Anything else is left for Arrow to judge."""
@@ -159,12 +166,9 @@ cdef bint canonical_time(const char* text, Py_ssize_t size):
 cdef class Path:
     """An attribute path. Each step remembers the slot offset of its attribute in the
     type it last met (msgspec's struct fields are slots), so that the next object of that
-    type is read as CPython's member descriptor reads it, without a lookup."""
-
-    cdef readonly tuple names
-    cdef Py_ssize_t count
-    cdef PyObject** types  # per step: the type last met (a reference is held), or NULL
-    cdef Py_ssize_t* offsets  # per step: the slot offset in that type, or -1
+    type is read as CPython's member descriptor reads it, without a lookup. `types`
+    holds, per step, the type last met (a reference is held) or NULL; `offsets` the
+    slot offset in that type, or -1."""
 
     def __cinit__(self, names):
         self.names = tuple(names)
@@ -198,7 +202,7 @@ cdef class Path:
         self.types[i] = <PyObject*>kind
         self.offsets[i] = offset
 
-    cdef inline object attribute(self, Py_ssize_t i, object owner):
+    cdef object attribute(self, Py_ssize_t i, object owner):
         cdef PyObject* value
         if <PyObject*>Py_TYPE(owner) != self.types[i]:
             self.learn(i, owner)
@@ -219,21 +223,13 @@ cdef class Path:
 
 
 cdef class Column:
-    """One column's values, appended one at a time."""
+    """One column's values, appended one at a time: `paths` are attribute names, per
+    alternative (`walkers` a Path each); `values` holds UTF-8 text (STR, HEX), int64,
+    float64 or a byte per bool, `offsets` the int64 end offsets into it (STR, HEX),
+    `valid` a byte per value, `objects` the values of an OBJ column.
 
-    cdef readonly str name
-    cdef readonly int kind
-    cdef readonly int root
-    cdef readonly tuple paths  # attribute names, per alternative
-    cdef tuple walkers  # a Path per alternative
-    cdef readonly object default
-    cdef readonly bint falsy_null
-    cdef readonly object convert
-    cdef Buffer values  # UTF-8 text (STR, HEX), int64, float64 or one byte per bool
-    cdef Buffer offsets  # int64 end offsets into `values` (STR, HEX)
-    cdef Buffer valid  # one byte per value
-    cdef list objects  # OBJ
-    cdef readonly Py_ssize_t length
+    `append` takes a Python value; the `add_*` methods take a C value of the column's
+    kind (no converter), for fillers that read something other than Python objects."""
 
     def __init__(self, name, kind, root, paths, default=None, falsy_null=False, convert=None):
         self.name = name
@@ -265,61 +261,139 @@ cdef class Column:
 
     cdef int append(self, object value) except -1:
         """Add a value; 1 when it is a time `canonical_time` cannot vouch for, else 0."""
-        cdef uint8_t ok = 1
-        cdef Py_ssize_t size, i
+        cdef Py_ssize_t size
         cdef const char* text
-        cdef const unsigned char* raw
-        cdef int64_t number
-        cdef double real
-        cdef uint8_t flag
-        cdef char* out
         cdef int kind = self.kind
-        cdef int uncertain = 0
         if self.convert is not None:
             value = self.convert(value)
         if value is None or (self.falsy_null and not value):
-            ok = 0
+            return self.add_null()
         if kind == K_STR or kind == K_TIME:
-            if ok:
-                text = PyUnicode_AsUTF8AndSize(value, &size)
-                put(&self.values, text, size)
-                if kind == K_TIME and not canonical_time(text, size):
-                    uncertain = 1
-            number = self.values.size
-            put(&self.offsets, &number, sizeof(int64_t))
-        elif kind == K_HEX or kind == K_HEX_RAW:
-            if ok:
-                size = PyBytes_GET_SIZE(value)
-                raw = <const unsigned char*>PyBytes_AS_STRING(value)
-                if kind == K_HEX:
-                    ok = 0
-                    for i in range(size):
-                        if raw[i] != 0xFF:
-                            ok = 1
-                            break
-            if ok:
-                reserve(&self.values, 2 * size)
-                out = self.values.data + self.values.size
-                for i in range(size):
-                    out[2 * i] = HEX_DIGITS[raw[i] >> 4]
-                    out[2 * i + 1] = HEX_DIGITS[raw[i] & 15]
-                self.values.size += 2 * size
+            text = PyUnicode_AsUTF8AndSize(value, &size)
+            return self.add_text(text, size)
+        if kind == K_HEX or kind == K_HEX_RAW:
+            return self.add_hex(
+                <const unsigned char*>PyBytes_AS_STRING(value), PyBytes_GET_SIZE(value)
+            )
+        if kind == K_INT:
+            return self.add_int(PyLong_AsLongLong(value))
+        if kind == K_FLOAT:
+            return self.add_float(PyFloat_AsDouble(value))
+        if kind == K_BOOL:
+            return self.add_bool(value is True)
+        return self.add_object(value)
+
+    cdef int add_null(self) except -1:
+        cdef int64_t number = 0
+        cdef double real = 0.0
+        cdef uint8_t flag = 0
+        cdef int kind = self.kind
+        if kind <= K_TIME or kind == K_HEX or kind == K_HEX_RAW:
             number = self.values.size
             put(&self.offsets, &number, sizeof(int64_t))
         elif kind == K_INT:
-            number = PyLong_AsLongLong(value) if ok else 0
             put(&self.values, &number, sizeof(int64_t))
         elif kind == K_FLOAT:
-            real = PyFloat_AsDouble(value) if ok else 0.0
             put(&self.values, &real, sizeof(double))
         elif kind == K_BOOL:
-            flag = 1 if ok and value is True else 0
             put(&self.values, &flag, 1)
         else:
-            self.objects.append(value if ok else None)
-        put(&self.valid, &ok, 1)
-        self.length += 1
-        return uncertain
+            self.objects.append(None)
+        return close(self, False)
+
+    cdef int add_text(self, const char* text, Py_ssize_t size) except -1:
+        """STR and TIME; 1 when the time is one `canonical_time` cannot vouch for."""
+        cdef int64_t end
+        if self.falsy_null and size == 0:
+            return self.add_null()
+        put(&self.values, text, size)
+        end = self.values.size
+        put(&self.offsets, &end, sizeof(int64_t))
+        close(self, True)
+        return self.kind == K_TIME and not canonical_time(text, size)
+
+    cdef int add_hex(self, const unsigned char* raw, Py_ssize_t size) except -1:
+        """HEX (empty or all 0xff, Ray's nil id: null) and HEX_RAW, from the bytes."""
+        cdef Py_ssize_t i
+        cdef char* out
+        cdef int64_t end
+        cdef bint nil = self.kind == K_HEX or (self.falsy_null and size == 0)
+        if nil:
+            for i in range(size):
+                if raw[i] != 0xFF:
+                    nil = False
+                    break
+        if nil:
+            return self.add_null()
+        reserve(&self.values, 2 * size)
+        out = self.values.data + self.values.size
+        for i in range(size):
+            memcpy(out + 2 * i, HEX_PAIRS + 2 * raw[i], 2)
+        self.values.size += 2 * size
+        end = self.values.size
+        put(&self.offsets, &end, sizeof(int64_t))
+        return close(self, True)
+
+    cdef int add_int(self, int64_t number) except -1:
+        if self.falsy_null and number == 0:
+            return self.add_null()
+        put(&self.values, &number, sizeof(int64_t))
+        return close(self, True)
+
+    cdef int add_float(self, double real) except -1:
+        if self.falsy_null and real == 0.0:
+            return self.add_null()
+        put(&self.values, &real, sizeof(double))
+        return close(self, True)
+
+    cdef int add_bool(self, bint flag) except -1:
+        cdef uint8_t value = flag
+        if self.falsy_null and not flag:
+            return self.add_null()
+        put(&self.values, &value, 1)
+        return close(self, True)
+
+    cdef int add_object(self, object value) except -1:
+        """OBJ: the value as it is (None is null)."""
+        self.objects.append(value)
+        return close(self, value is not None)
+
+    cdef int repeat(self, Py_ssize_t count) except -1:
+        """Add the last value `count` times more (an event's own value on its rows)."""
+        cdef int64_t* ends
+        cdef int64_t start, size, end
+        cdef Py_ssize_t i, width
+        cdef uint8_t ok
+        if count <= 0:
+            return 0
+        ok = <uint8_t>self.valid.data[self.length - 1]
+        if self.kind <= K_TIME or self.kind == K_HEX or self.kind == K_HEX_RAW:
+            ends = <int64_t*>self.offsets.data
+            start, size = ends[self.length - 1], ends[self.length] - ends[self.length - 1]
+            reserve(&self.values, count * size)
+            reserve(&self.offsets, count * sizeof(int64_t))
+            end = self.values.size
+            for i in range(count):
+                memcpy(self.values.data + end, self.values.data + start, size)
+                end += size
+                (<int64_t*>(self.offsets.data + self.offsets.size))[i] = end
+            self.values.size = end
+            self.offsets.size += count * sizeof(int64_t)
+        elif self.kind == K_OBJ:
+            last = self.objects[self.length - 1]
+            for i in range(count):
+                self.objects.append(last)
+        else:
+            width = 1 if self.kind == K_BOOL else 8
+            reserve(&self.values, count * width)
+            for i in range(count):
+                memcpy(self.values.data + self.values.size, self.values.data + self.values.size - width, width)
+                self.values.size += width
+        reserve(&self.valid, count)
+        memset(self.valid.data + self.valid.size, ok, count)
+        self.valid.size += count
+        self.length += count
+        return 0
 
     cdef truncate(self, Py_ssize_t length):
         """Forget the values from `length` on."""
@@ -393,22 +467,14 @@ cdef class TableBuilder:
     """The columns of one event type's table, a value per row: a lifecycle event makes a
     row per state transition, a profile event one per entry, and the values the event
     has once (`event_columns`) are repeated on each of its rows. `counts` holds how many
-    rows each event made."""
+    rows each event made (int32 each).
 
-    cdef readonly str table
-    cdef readonly object payload  # the RayEvent attribute holding the payload, or None
-    cdef readonly list event_columns
-    cdef readonly list row_columns
-    cdef readonly tuple rows_path  # from the payload to its list of rows, or None: one row
-    cdef Path rows_walker
-    cdef Path payload_walker
-    cdef list values  # the event columns' values of the event being added
-    cdef readonly object rows_of  # or a function of the payload giving its rows
-    cdef readonly object placeholder  # the row of an event that lists none (None: no row)
-    cdef Buffer counts  # int32 per event
-    cdef readonly Py_ssize_t events
-    cdef readonly Py_ssize_t rows
-    cdef readonly Py_ssize_t uncertain  # times added that `canonical_time` could not vouch for
+    `payload` is the RayEvent attribute holding the payload (None: the event itself);
+    `rows_path` leads from the payload to its list of rows (None: one row), or
+    `rows_of`, a function of the payload, gives them; `placeholder` is the row of an
+    event that lists none (None: no row). `values` holds the event columns' values of
+    the event being added; `uncertain` counts the times added that `canonical_time`
+    could not vouch for."""
 
     def __init__(
         self, table, payload, event_columns, row_columns=(), rows_path=None, rows_of=None,
@@ -474,9 +540,14 @@ cdef class TableBuilder:
                 self.uncertain += (<Column>self.event_columns[i]).append(values[i])
             for column in self.row_columns:
                 self.uncertain += column.append(column.value_of(item))
-        put(&self.counts, &count, sizeof(int32_t))
+        self.end_event(count)
+
+    cdef int end_event(self, int32_t rows) except -1:
+        """Count an event whose `rows` rows were just added to every column."""
+        put(&self.counts, &rows, sizeof(int32_t))
         self.events += 1
-        self.rows += count
+        self.rows += rows
+        return 0
 
     def mark(self):
         return (self.events, self.rows)

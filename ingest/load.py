@@ -24,8 +24,8 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from ingest.normalize import EventColumns, normalize
-from ingest.parse import BodyError, ParsedBody, parse_body
+from ingest.normalize import EventColumns, Taken, take
+from ingest.parse import BodyError
 from lake.catalog import refresh_session
 from lake.layout import EVENTS, RAW, ClusterKey, check_node, parse_partition, raw_path
 from lake.parts import write_parts
@@ -89,13 +89,6 @@ def bodies_of(name: str, data: bytes) -> list[bytes]:
 
 def _digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()[:32]
-
-
-def _emitting_node(parsed: ParsedBody) -> str:
-    for event in parsed.events:
-        if event.node_id:
-            return check_node(event.node_id.hex())
-    return "unknown"
 
 
 @dataclass
@@ -175,18 +168,19 @@ def _ingest_sources(
     for name, load in sources:
         new_ids: set[bytes] = set()
         mark = batch.columns.mark()
+        taken: list[tuple[bytes, Taken]] = []
         try:
-            bodies = [parse_body(body) for body in load()]
-            new_ids = {e.event_id for p in bodies for e in p.events} - batch.seen
-            for parsed in bodies:
-                normalize(parsed, batch.seen, batch.columns)
+            for body in load():
+                found = take(body, batch.seen, batch.columns)
+                new_ids |= found.new_ids
+                taken.append((body, found))
         except (BodyError, OSError, EOFError, zlib.error) as exc:
             batch.columns.rollback(mark)  # nothing of a rejected source stays
             batch.seen -= new_ids
             report.rejected.append((name, str(exc) or type(exc).__name__))
             continue
-        for parsed in bodies:
-            _accept(lake, cluster, parsed, batch, report)
+        for body, found in taken:
+            _accept(lake, cluster, body, found, batch, report)
         report.files += 1
         if batch.events >= batch_events:
             report.parts.extend(batch.write(lake, cluster))
@@ -219,21 +213,23 @@ def rebuild(lake: Lake) -> dict[ClusterKey, Report]:
 def _accept(
     lake: Lake,
     cluster: ClusterKey,
-    parsed: ParsedBody,
+    body: bytes,
+    taken: Taken,
     batch: _Batch,
     report: Report,
 ) -> None:
-    digest = _digest(parsed.body)
+    digest = _digest(body)
     batch.digests.append(digest)
     report.bodies += 1
-    if not parsed.events:
+    if not taken.events:
         return
-    path = raw_path(cluster, parsed.events[0].session_name, _emitting_node(parsed), digest)
+    node = check_node(taken.emitter) if taken.emitter else "unknown"
+    path = raw_path(cluster, taken.session, node, digest)
     if not lake.exists(path):
         # Level 6: half the CPU of gzip's default 9 for 3% more bytes.
-        data = gzip.compress(parsed.body, compresslevel=6, mtime=0)
+        data = gzip.compress(body, compresslevel=6, mtime=0)
         lake.write_bytes(path, data)
         report.raw_bytes += len(data)
-    batch.events += len(parsed.events)
-    report.events_by_type.update(event.event_type for event in parsed.events)
-    report.sessions.update(event.session_name for event in parsed.events)
+    batch.events += taken.events
+    report.events_by_type.update(taken.types)
+    report.sessions.update(taken.sessions)

@@ -7,12 +7,18 @@ compiled `ingest.columnar` walks the decoded structs along those specs and fills
 columns. Times are still the RFC 3339 strings Ray sent; they are checked here, once
 per body, and parsed by `to_arrow`. Events repeated (Ray delivers at least once) are
 kept once.
+
+`take` adds a POST body: the compiled `ingest.jsonfill` fills the same columns along
+the same specs straight from the body's JSON, without decoding it into structs, or
+declines; then `parse_body` + `normalize` (the exact path) take it, and raise the
+precise error.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import msgspec
@@ -35,9 +41,10 @@ from ingest.columnar import (
     TableBuilder,
     fill,
 )
-from ingest.parse import BodyError, ParsedBody
+from ingest.jsonfill import Declined, JsonFill
+from ingest.parse import BodyError, ParsedBody, parse_body
 from ingest.to_arrow import to_table
-from ingest.wire import PAYLOAD_FIELDS
+from ingest.wire import CAMEL, PAYLOAD_FIELDS, SNAKE, wire_for
 from lake.schemas import OTHER_TABLE, TASK_STATUS
 from lake.schemas import TIME as TIMESTAMP
 
@@ -570,13 +577,15 @@ class _Unknown:
 
 
 class EventColumns:
-    """The typed columns of the bodies taken so far; `normalize` adds a body whole."""
+    """The typed columns of the bodies taken so far; `take` (or `normalize`) adds a body
+    whole. `fallbacks` counts the bodies `take` left to the exact path."""
 
     def __init__(self) -> None:
         self.builders: dict[str, TableBuilder] = {t: b.fresh() for t, b in _BUILDERS.items()}
         self.builders[OTHER_TABLE] = _OTHER.fresh()
         # Repeated events go here to be checked, then are forgotten.
         self.checks: dict[str, TableBuilder] = {t: b.fresh() for t, b in self.builders.items()}
+        self.fallbacks = 0
 
     def mark(self) -> Mark:
         return {table: builder.mark() for table, builder in self.builders.items()}
@@ -599,6 +608,55 @@ class EventColumns:
             for builder in found:
                 builder.release()
             yield table, data
+
+
+@dataclass(frozen=True)
+class Taken:
+    """What a caller needs to know of a body `take` added."""
+
+    events: int  # events in the body
+    new_ids: set[bytes]  # ids (decoded eventId bytes) not in `seen` before this body
+    types: dict[str, int]  # events per eventType
+    session: str  # the first event's sessionName ("" for an empty body)
+    emitter: str  # lowercase hex of the first non-empty nodeId among the events, or ""
+    sessions: set[str]  # every sessionName among the events
+
+
+#: The fast path, per field naming.
+FAST = {wire.naming: JsonFill(wire.event, _BUILDERS) for wire in (CAMEL, SNAKE)}
+
+
+def take(body: bytes, seen: set[bytes], into: EventColumns) -> Taken:
+    """Validate a POST body (a JSON array of RayEvents) and add its rows to `into`, each
+    event once (`seen` holds the ids taken before, and is updated). Raises BodyError
+    exactly as `parse_body` + `normalize` do, and then `into` and `seen` are as they were."""
+    try:
+        found = FAST[wire_for(body).naming].take(body, seen, into.builders, into.checks)
+    except Declined:
+        into.fallbacks += 1
+    else:
+        return Taken(*found)
+    parsed = parse_body(body)
+    new_ids = {event.event_id for event in parsed.events} - seen
+    try:
+        normalize(parsed, seen, into)
+    except BodyError:
+        seen -= new_ids
+        raise
+    return taken_of(parsed, new_ids)
+
+
+def taken_of(parsed: ParsedBody, new_ids: set[bytes]) -> Taken:
+    """What `take` tells of a body the exact path added."""
+    events = parsed.events
+    return Taken(
+        len(events),
+        new_ids,
+        dict(Counter(event.event_type for event in events)),
+        events[0].session_name if events else "",
+        next((event.node_id.hex() for event in events if event.node_id), ""),
+        {event.session_name for event in events},
+    )
 
 
 def normalize(parsed: ParsedBody, seen: set[bytes], into: EventColumns) -> None:

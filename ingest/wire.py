@@ -374,9 +374,11 @@ def _define(naming: Naming) -> type[msgspec.Struct]:
 
 @dataclass(frozen=True)
 class Wire:
-    """Decoders of one field naming, and how that naming spells a field."""
+    """The RayEvent struct of one field naming, its decoders, and how that naming spells
+    a field."""
 
     naming: Naming
+    event: type[msgspec.Struct]
     events: msgspec.json.Decoder[list[Any]]
     raw_events: msgspec.json.Decoder[list[msgspec.Raw]]
 
@@ -392,6 +394,7 @@ def _wire(naming: Naming) -> Wire:
     # strict=False: int64 values arrive as JSON strings ("20573").
     return Wire(
         naming,
+        event,
         msgspec.json.Decoder(list[event], strict=False),  # type: ignore[valid-type]
         msgspec.json.Decoder(list[msgspec.Raw]),
     )

@@ -8,7 +8,7 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
-from ingest.normalize import EventColumns, hex_id, normalize
+from ingest.normalize import EventColumns, hex_id, normalize, take
 from ingest.parse import BodyError, parse_body
 
 from conftest import POSTS, SESSION
@@ -27,9 +27,13 @@ def first(event_type: str) -> dict[str, Any]:
 
 
 def tables(raw: bytes) -> dict[str, pa.Table]:
-    columns = EventColumns()
-    normalize(parse_body(raw), set(), columns)
-    return dict(columns.tables("test"))
+    """The rows of a body, by `take` (checked against the exact path's)."""
+    columns, exact = EventColumns(), EventColumns()
+    take(raw, set(), columns)
+    normalize(parse_body(raw), set(), exact)
+    found = dict(columns.tables("test"))
+    assert found == dict(exact.tables("test"))
+    return found
 
 
 def test_ids_are_lowercase_hex_and_nil_ids_are_null() -> None:
@@ -143,9 +147,13 @@ def test_ray_2_49_task_execution_events_map_onto_the_lifecycle_table() -> None:
 
 
 def rejected(events: list[dict[str, Any]] | bytes) -> BodyError:
+    """The error of a body, by `take` (the same as the exact path's)."""
     raw = events if isinstance(events, bytes) else body(events)
-    with pytest.raises(BodyError) as caught:
+    with pytest.raises(BodyError) as exact:
         normalize(parse_body(raw), set(), EventColumns())
+    with pytest.raises(BodyError) as caught:
+        take(raw, set(), EventColumns())
+    assert str(caught.value) == str(exact.value)
     return caught.value
 
 

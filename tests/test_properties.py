@@ -33,7 +33,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ingest.load import ingest_paths
-from ingest.normalize import EventColumns, normalize
+from ingest.normalize import EventColumns, normalize, take
 from ingest.parse import BodyError, parse_body
 from ingest.wire import CAMEL, PAYLOAD_FIELDS
 from lake.catalog import read_entries
@@ -206,7 +206,7 @@ def encode_body(
 
 def ingest_body(body: bytes) -> dict[str, pa.Table]:
     columns = EventColumns()
-    normalize(parse_body(body), set(), columns)
+    take(body, set(), columns)
     return dict(columns.tables("props"))
 
 

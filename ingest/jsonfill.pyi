@@ -1,0 +1,17 @@
+# Types of the compiled `ingest/jsonfill.pyx`.
+from typing import Any
+
+from ingest.columnar import TableBuilder
+
+class Declined(Exception): ...
+
+class JsonFill:
+    unsupported: dict[str, str]
+    def __init__(self, event_struct: type[Any], builders: dict[str, TableBuilder]) -> None: ...
+    def take(
+        self,
+        body: bytes,
+        seen: set[bytes],
+        builders: dict[str, TableBuilder],
+        checks: dict[str, TableBuilder],
+    ) -> tuple[int, set[bytes], dict[str, int], str, str, set[str]]: ...
