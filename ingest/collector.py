@@ -19,7 +19,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import Counter, deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,9 +27,9 @@ from prometheus_client import CollectorRegistry, Gauge, Histogram
 from prometheus_client import Counter as MetricCounter
 
 from ingest.exports import ExportTailer
-from ingest.flush import RECENT_EVENT_IDS, Flusher, SegmentRows
+from ingest.flush import Flusher, RecentIds, SegmentRows
 from ingest.node import current_session_dir, node_id, session_dirs
-from ingest.normalize import EventColumns, normalize
+from ingest.normalize import EventColumns, take
 from ingest.parse import BodyError, parse_body
 from ingest.settings import CollectorConfig
 from ingest.shipper import LogShipper
@@ -95,8 +94,7 @@ class Collector:
         # flusher reads the segments from disk.
         self._held_cap = config.flush_events
         self._checked = EventColumns()  # where a body not kept is checked
-        self._recent: set[bytes] = set()
-        self._recent_order: deque[bytes] = deque()
+        self._recent = RecentIds()
         self._flusher: Flusher | None = None
         self._snapshotter: Snapshotter | None = None
         self._lake: Lake | None = None
@@ -112,9 +110,7 @@ class Collector:
         answer was lost in the crash): count their events as seen, so a retry is not
         kept twice."""
         for path in [*self.spool.done(), *(s.path for s in self.spool.sealed())]:
-            ids = self._ids_in(path) - self._recent
-            self._recent |= ids
-            self._remember(ids)
+            self._recent.remember(self._ids_in(path) - self._recent.ids)
 
     @staticmethod
     def _ids_in(path: Path) -> set[bytes]:
@@ -125,19 +121,10 @@ class Collector:
     def accept(self, body: bytes, internal: bool = False) -> int:
         """Make a valid body durable; return how many events it held. `internal`
         bodies (from the node's own export files) are taken while draining too."""
-        if self.draining and not internal:
-            self.metrics.rejected.labels("draining").inc()
-            raise Draining("the collector is shutting down")
-        try:
-            parsed = parse_body(body)
-        except BodyError:
-            self.metrics.rejected.labels("invalid").inc()
-            raise
         with self._lock:
-            if self.draining and not internal:  # SIGTERM came while the body was parsed:
-                self.metrics.rejected.labels("draining").inc()  # the drain may have sealed
+            if self.draining and not internal:
+                self.metrics.rejected.labels("draining").inc()
                 raise Draining("the collector is shutting down")
-            new_ids = {e.event_id for e in parsed.events} - self._recent
             name = self.spool.open_name
             if name not in self._pending:
                 self._pending[name] = SegmentRows()
@@ -148,39 +135,36 @@ class Collector:
             columns = segment.columns if keep else self._checked
             mark = columns.mark()
             try:
-                normalize(parsed, self._recent, columns)
-                self.spool.append(body)
+                taken = take(body, self._recent.ids, columns)
             except BodyError:
-                self._recent -= new_ids
                 self.metrics.rejected.labels("invalid").inc()
                 raise
-            except SpoolFull as exc:
+            try:
+                self.spool.append(body)
+            except BaseException as exc:  # not durable: nothing of the body is kept
                 columns.rollback(mark)
-                self._recent -= new_ids
+                self._recent.ids -= taken.new_ids
+                if not isinstance(exc, SpoolFull):
+                    raise
                 self.metrics.rejected.labels("spool_full").inc()
                 raise CollectorUnavailable(str(exc)) from None
             finally:
                 if not keep:
                     self._checked.rollback(mark)
             if keep:
-                segment.add(parsed, new_ids)
-                self._held_events += len(parsed.events)
+                segment.add(taken)
+                self._held_events += taken.events
             else:
                 segment.complete = False
-            segment.spooled += len(parsed.events)
-            self._remember(new_ids)
+            segment.spooled += taken.events
+            self._recent.remember(taken.new_ids)
             if segment.spooled >= self.config.flush_events:
                 self.spool.seal()  # a segment of a good size for the lake
                 self.flush_wanted.set()
-        for event_type, count in Counter(e.event_type for e in parsed.events).items():
+        for event_type, count in taken.types.items():
             self.metrics.accepted.labels(event_type).inc(count)
         self.metrics.spool_bytes.set(self.spool.size)
-        return len(parsed.events)
-
-    def _remember(self, ids: set[bytes]) -> None:
-        self._recent_order.extend(ids)
-        while len(self._recent_order) > RECENT_EVENT_IDS:
-            self._recent.discard(self._recent_order.popleft())
+        return taken.events
 
     # -- flushing -------------------------------------------------------------------
 
@@ -283,9 +267,9 @@ class Collector:
         flusher = Flusher(self.lake(), self.cluster, node, self.config.role, self.spool)
         if old is None:
             for path in self.spool.done():  # written before a restart: a re-read leaves them out
-                flusher.remember(self._ids_in(path))
+                flusher.written.remember(self._ids_in(path) - flusher.written.ids)
         else:
-            flusher.remember(old.written)
+            flusher.written = old.written
             flusher.ray_version = old.ray_version
             self._end(old.entries)  # raises while the lake is down: the switch is retried
         if node != "unknown":  # else ask again next time: Ray may not have started yet

@@ -20,21 +20,41 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from zlib_ng import zlib_ng
 
-from ingest.normalize import EventColumns, normalize
-from ingest.parse import ParsedBody, parse_body
+from ingest.normalize import EventColumns, Taken, take
 from ingest.spool import Segment, Spool, read_segment
 from lake.catalog import CatalogEntry, time_text, update_entry
 from lake.layout import ClusterKey, raw_path
 from lake.parts import write_parts
 from lake.store import Lake
 
-RECENT_EVENT_IDS = 100_000  # Ray retries within minutes; older repeats the views collapse
+RECENT_EVENT_IDS = 100_000
+
+
+class RecentIds:
+    """The ids of about the last RECENT_EVENT_IDS events, forgotten a batch (a body, a
+    segment) at a time: Ray retries within minutes, and the views collapse older
+    repeats. An id in two batches is forgotten with the older."""
+
+    def __init__(self) -> None:
+        self.ids: set[bytes] = set()
+        self._batches: deque[set[bytes]] = deque()
+        self._held = 0  # ids in the batches
+
+    def remember(self, batch: set[bytes]) -> None:
+        """Hold `batch` (the set is kept: do not change it afterwards)."""
+        self.ids |= batch
+        self._batches.append(batch)
+        self._held += len(batch)
+        while self._held - len(self._batches[0]) >= RECENT_EVENT_IDS:
+            oldest = self._batches.popleft()
+            self._held -= len(oldest)
+            self.ids -= oldest
 
 
 @dataclass
 class SegmentRows:
-    """The rows of one segment's bodies (`normalize` fills `columns`), and the session
-    of each body."""
+    """The rows of one segment's bodies (`take` fills `columns`), and the session of
+    each body."""
 
     columns: EventColumns = field(default_factory=EventColumns)
     sessions: list[str] = field(default_factory=list)
@@ -44,13 +64,12 @@ class SegmentRows:
     complete: bool = True  # False: some bodies' rows were not kept; read the disk
     emitter: str = ""  # the first emitting node the events name (hex)
 
-    def add(self, parsed: ParsedBody, ids: set[bytes]) -> None:
-        """Count a body whose rows `normalize` added to `columns`."""
-        self.sessions.append(parsed.events[0].session_name if parsed.events else "")
-        self.events += len(parsed.events)
-        self.ids |= ids
-        if not self.emitter:
-            self.emitter = next((e.node_id.hex() for e in parsed.events if e.node_id), "")
+    def add(self, taken: Taken) -> None:
+        """Count a body whose rows `take` added to `columns`."""
+        self.sessions.append(taken.session)
+        self.events += taken.events
+        self.ids |= taken.new_ids
+        self.emitter = self.emitter or taken.emitter
 
 
 @dataclass
@@ -66,10 +85,7 @@ def rows_from_disk(segment: Segment, written: set[bytes]) -> SegmentRows:
     found = SegmentRows()
     seen = set(written)
     for body in read_segment(segment.path):
-        parsed = parse_body(body)
-        new = {e.event_id for e in parsed.events} - seen
-        normalize(parsed, seen, found.columns)
-        found.add(parsed, new)
+        found.add(take(body, seen, found.columns))
     return found
 
 
@@ -116,9 +132,8 @@ class Flusher:
         self.ray_version = ""
         self.pending: dict[str, SegmentRows] = {}  # by segment name
         # Events written lately: a segment read back from disk leaves them out again.
-        self.written: set[bytes] = set()
+        self.written = RecentIds()
         self.entries: set[tuple[str, str]] = set()  # (session, node) catalog entries kept
-        self._written_order: deque[bytes] = deque()
 
     def write_sealed(self) -> FlushReport:
         """Write every sealed segment, oldest first, removing each from the spool once
@@ -129,20 +144,13 @@ class Flusher:
             # read from disk again.
             rows = self.pending.pop(segment.name, None)
             if rows is None:
-                rows = rows_from_disk(segment, self.written)
+                rows = rows_from_disk(segment, self.written.ids)
             report.parts += self._write(segment, rows)
-            self.remember(rows.ids)
+            self.written.remember(rows.ids)
             report.segments += 1
             report.events += rows.events
             self.spool.remove(segment)
         return report
-
-    def remember(self, ids: set[bytes]) -> None:
-        """Events now in the lake: a segment read back from disk leaves them out."""
-        self.written |= ids
-        self._written_order.extend(ids)
-        while len(self._written_order) > RECENT_EVENT_IDS:
-            self.written.discard(self._written_order.popleft())
 
     def _write(self, segment: Segment, rows: SegmentRows) -> int:
         bodies = read_segment(segment.path)
