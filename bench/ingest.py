@@ -3,6 +3,7 @@
     .venv/bin/python bench/ingest.py                 # 1,000,000 synthetic events
     .venv/bin/python bench/ingest.py --quick         # 100,000 events, a smoke run
     .venv/bin/python bench/ingest.py --events 3000000 --repeat 7 --keep /tmp/raylake-bench
+    .venv/bin/python bench/ingest.py --compare /tmp/raylake-collector/input/posts
 
 1. Generates the input (`bench/synthetic.py`): clones of the bundled Ray 2.60 capture
    with fresh ids and shifted times, as POST bodies of 30-1000 events in `.json` files
@@ -19,6 +20,10 @@
    VmHWM (the kernel's high-water mark of the ingest's address space): `ru_maxrss`
    is printed too, but Linux carries into it the RSS the child had before `exec`,
    when it was still a fork of this (large) process.
+
+`--compare DIR` instead times `take` against the exact path (`parse_body` + `normalize`)
+on the `.json` bodies of DIR, all taken into one set of columns: CPU microseconds per
+event, best of `--repeat`.
 
 It only prints; nothing is asserted. With `--keep DIR` the input (`DIR/input`, reused
 when generated with the same settings) and the lake (`DIR/lake`, rebuilt every run)
@@ -63,7 +68,8 @@ import ingest.load  # noqa: E402
 from bench import synthetic  # noqa: E402
 from bench.report import count, load_average  # noqa: E402
 from ingest.load import BATCH_EVENTS, read_bodies  # noqa: E402
-from ingest.normalize import EventColumns, take  # noqa: E402
+from ingest.normalize import EventColumns, normalize, take  # noqa: E402
+from ingest.parse import parse_body  # noqa: E402
 
 TARGET_EVENTS_PER_CORE = 150_000
 TARGET_RSS_BYTES = 500 * 1000 * 1000  # 500 MB
@@ -145,6 +151,38 @@ def _convert(bodies: Sequence[bytes]) -> Run:
         to_table_cpu,
         columns.fallbacks,
     )
+
+
+def compare(directory: Path, repeat: int) -> None:
+    """`take` against the exact path on recorded bodies: CPU us/event, best of `repeat`."""
+    bodies = [path.read_bytes() for path in sorted(directory.glob("*.json"))]
+
+    def exact() -> tuple[int, int]:
+        columns, seen, events = EventColumns(), set[bytes](), 0
+        for body in bodies:
+            parsed = parse_body(body)
+            normalize(parsed, seen, columns)
+            events += len(parsed.events)
+        return events, 0
+
+    def fast() -> tuple[int, int]:
+        columns, seen, events = EventColumns(), set[bytes](), 0
+        for body in bodies:
+            events += take(body, seen, columns).events
+        return events, columns.fallbacks
+
+    best: dict[str, float] = {}
+    for name, run in (("parse_body + normalize", exact), ("take", fast)):
+        for _ in range(repeat):
+            gc.collect()
+            with gc_during_ingest()():
+                start = time.process_time()
+                events, fallbacks = run()
+                seconds = time.process_time() - start
+            best[name] = min(best.get(name, seconds), seconds)
+        note = f"; {fallbacks} of {len(bodies)} bodies left to the exact path" if fallbacks else ""
+        print(f"  {name:>22}: {1e6 * best[name] / events:.2f} us/event (CPU){note}")
+    print(f"  take is {best['parse_body + normalize'] / best['take']:.2f}x as fast")
 
 
 def profile_conversion(bodies: Sequence[bytes], top: int) -> str:
@@ -424,6 +462,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--profile", type=int, metavar="N", default=0, help="cProfile one conversion run"
     )
+    parser.add_argument(
+        "--compare", type=Path, metavar="DIR", help="take vs the exact path on DIR/*.json"
+    )
     parser.add_argument("--child", nargs=2, type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     quick = args.quick
@@ -444,6 +485,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.child:
         input_dir, lake_dir = args.child
         return child(input_dir, lake_dir, args.batch_events)
+    if args.compare:
+        print(f"take vs the exact path on {args.compare}: {versions()}; {load_average()}")
+        compare(args.compare, args.repeat)
+        return 0
     # The child's progress goes to stderr: keep this process's lines in order with it.
     sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
     print(f"raylake ingest benchmark: {versions()}; {load_average()}")

@@ -1,8 +1,11 @@
 # The column builders of `ingest/columnar.pyx`, shared with the modules that fill them
-# from something other than decoded structs (`ingest/jsonfill.pyx`).
+# from something other than decoded structs (`ingest/jsonfill.pyx`). The `add_*`
+# functions append a C value to a column; being inline, they are compiled into each
+# module that uses them, one definition for all.
 
 from cpython.object cimport PyObject
-from libc.stdint cimport int32_t, int64_t
+from libc.stdint cimport int32_t, int64_t, uint8_t
+from libc.string cimport memcpy
 
 
 cdef struct Buffer:
@@ -11,6 +14,19 @@ cdef struct Buffer:
     Py_ssize_t capacity
 
 
+# How a column stores its values (the spec's `kind`).
+cdef enum Kind:
+    K_STR  # str -> UTF-8
+    K_TIME  # str (RFC 3339) -> UTF-8, parsed by Arrow later; see `canonical_time`
+    K_HEX  # bytes -> lowercase hex; empty or all 0xff (Ray's nil id) -> null
+    K_HEX_RAW  # bytes -> lowercase hex, always
+    K_INT  # int -> int64
+    K_BOOL
+    K_FLOAT  # float -> float64
+    K_OBJ  # any Python value, converted by pyarrow at the end (maps, lists)
+
+
+cdef int reserve(Buffer* buffer, Py_ssize_t more) except -1
 cdef bint canonical_time(const char* text, Py_ssize_t size) noexcept
 
 
@@ -42,13 +58,6 @@ cdef class Column:
 
     cdef object value_of(self, object root)
     cdef int append(self, object value) except -1
-    cdef int add_null(self) except -1
-    cdef int add_text(self, const char* text, Py_ssize_t size) except -1
-    cdef int add_hex(self, const unsigned char* raw, Py_ssize_t size) except -1
-    cdef int add_int(self, int64_t number) except -1
-    cdef int add_float(self, double real) except -1
-    cdef int add_bool(self, bint flag) except -1
-    cdef int add_object(self, object value) except -1
     cdef int repeat(self, Py_ssize_t count) except -1
     cdef truncate(self, Py_ssize_t length)
     cdef release(self)
@@ -73,3 +82,102 @@ cdef class TableBuilder:
     cpdef add(self, object event)
     cdef int end_event(self, int32_t rows) except -1
 
+
+cdef inline int put(Buffer* buffer, const void* data, Py_ssize_t size) except -1:
+    if buffer.size + size > buffer.capacity:
+        reserve(buffer, size)
+    memcpy(buffer.data + buffer.size, data, size)
+    buffer.size += size
+    return 0
+
+
+cdef inline int close(Column column, bint ok) except -1:
+    """Count the value just added to a column, valid or null."""
+    cdef uint8_t flag = ok
+    put(&column.valid, &flag, 1)
+    column.length += 1
+    return 0
+
+
+cdef inline int add_null(Column column) except -1:
+    cdef int64_t number = 0
+    cdef double real = 0.0
+    cdef uint8_t flag = 0
+    cdef int kind = column.kind
+    if kind <= K_TIME or kind == K_HEX or kind == K_HEX_RAW:
+        number = column.values.size
+        put(&column.offsets, &number, sizeof(int64_t))
+    elif kind == K_INT:
+        put(&column.values, &number, sizeof(int64_t))
+    elif kind == K_FLOAT:
+        put(&column.values, &real, sizeof(double))
+    elif kind == K_BOOL:
+        put(&column.values, &flag, 1)
+    else:
+        column.objects.append(None)
+    return close(column, False)
+
+
+cdef inline int add_text(Column column, const char* text, Py_ssize_t size) except -1:
+    """STR and TIME; 1 when the time is one `canonical_time` cannot vouch for."""
+    cdef int64_t end
+    if column.falsy_null and size == 0:
+        return add_null(column)
+    put(&column.values, text, size)
+    end = column.values.size
+    put(&column.offsets, &end, sizeof(int64_t))
+    close(column, True)
+    return column.kind == K_TIME and not canonical_time(text, size)
+
+
+cdef inline int add_hex(Column column, const unsigned char* raw, Py_ssize_t size) except -1:
+    """HEX (empty or all 0xff, Ray's nil id: null) and HEX_RAW, from the bytes."""
+    cdef const char* digits = b"0123456789abcdef"
+    cdef Py_ssize_t i
+    cdef char* out
+    cdef int64_t end
+    cdef bint nil = column.kind == K_HEX or (column.falsy_null and size == 0)
+    if nil:
+        for i in range(size):
+            if raw[i] != 0xFF:
+                nil = False
+                break
+    if nil:
+        return add_null(column)
+    reserve(&column.values, 2 * size)
+    out = column.values.data + column.values.size
+    for i in range(size):
+        out[2 * i] = digits[raw[i] >> 4]
+        out[2 * i + 1] = digits[raw[i] & 15]
+    column.values.size += 2 * size
+    end = column.values.size
+    put(&column.offsets, &end, sizeof(int64_t))
+    return close(column, True)
+
+
+cdef inline int add_int(Column column, int64_t number) except -1:
+    if column.falsy_null and number == 0:
+        return add_null(column)
+    put(&column.values, &number, sizeof(int64_t))
+    return close(column, True)
+
+
+cdef inline int add_float(Column column, double real) except -1:
+    if column.falsy_null and real == 0.0:
+        return add_null(column)
+    put(&column.values, &real, sizeof(double))
+    return close(column, True)
+
+
+cdef inline int add_bool(Column column, bint flag) except -1:
+    cdef uint8_t value = flag
+    if column.falsy_null and not flag:
+        return add_null(column)
+    put(&column.values, &value, 1)
+    return close(column, True)
+
+
+cdef inline int add_object(Column column, object value) except -1:
+    """OBJ: the value as it is (None is null)."""
+    column.objects.append(value)
+    return close(column, value is not None)

@@ -44,17 +44,6 @@ cdef type MEMBER_DESCRIPTOR_TYPE = type(_Slots.slot)  # kept alive by the module
 cdef PyTypeObject* MEMBER_DESCRIPTOR = <PyTypeObject*>MEMBER_DESCRIPTOR_TYPE
 
 
-# How a column stores its values (the spec's `kind`).
-cdef enum Kind:
-    K_STR  # str -> UTF-8
-    K_TIME  # str (RFC 3339) -> UTF-8, parsed by Arrow later; see `canonical_time`
-    K_HEX  # bytes -> lowercase hex; empty or all 0xff (Ray's nil id) -> null
-    K_HEX_RAW  # bytes -> lowercase hex, always
-    K_INT  # int -> int64
-    K_BOOL
-    K_FLOAT  # float -> float64
-    K_OBJ  # any Python value, converted by pyarrow at the end (maps, lists)
-
 # Where a column's paths start (the spec's `root`).
 cdef enum Root:
     R_EVENT
@@ -67,12 +56,6 @@ STR, TIME, HEX, HEX_RAW, INT, BOOL, FLOAT, OBJ = (
 EVENT, PAYLOAD, ROW = R_EVENT, R_PAYLOAD, R_ROW
 
 cdef object MISSING = object()
-cdef const char* HEX_DIGITS = b"0123456789abcdef"
-cdef char[512] HEX_PAIRS  # the two hex digits of each byte
-cdef int _byte
-for _byte in range(256):
-    HEX_PAIRS[2 * _byte] = HEX_DIGITS[_byte >> 4]
-    HEX_PAIRS[2 * _byte + 1] = HEX_DIGITS[_byte & 15]
 
 
 class RowError(ValueError):
@@ -95,22 +78,6 @@ cdef int reserve(Buffer* buffer, Py_ssize_t more) except -1:
         raise MemoryError()
     buffer.data = grown
     buffer.capacity = capacity
-    return 0
-
-
-cdef inline int put(Buffer* buffer, const void* data, Py_ssize_t size) except -1:
-    if buffer.size + size > buffer.capacity:
-        reserve(buffer, size)
-    memcpy(buffer.data + buffer.size, data, size)
-    buffer.size += size
-    return 0
-
-
-cdef inline int close(Column column, bint ok) except -1:
-    """Count the value just added to a column, valid or null."""
-    cdef uint8_t flag = ok
-    put(&column.valid, &flag, 1)
-    column.length += 1
     return 0
 
 
@@ -228,8 +195,9 @@ cdef class Column:
     float64 or a byte per bool, `offsets` the int64 end offsets into it (STR, HEX),
     `valid` a byte per value, `objects` the values of an OBJ column.
 
-    `append` takes a Python value; the `add_*` methods take a C value of the column's
-    kind (no converter), for fillers that read something other than Python objects."""
+    `append` takes a Python value; the `add_*` functions of `columnar.pxd` take a C
+    value of the column's kind (no converter), here and in fillers that read something
+    other than Python objects."""
 
     def __init__(self, name, kind, root, paths, default=None, falsy_null=False, convert=None):
         self.name = name
@@ -267,96 +235,21 @@ cdef class Column:
         if self.convert is not None:
             value = self.convert(value)
         if value is None or (self.falsy_null and not value):
-            return self.add_null()
+            return add_null(self)
         if kind == K_STR or kind == K_TIME:
             text = PyUnicode_AsUTF8AndSize(value, &size)
-            return self.add_text(text, size)
+            return add_text(self, text, size)
         if kind == K_HEX or kind == K_HEX_RAW:
-            return self.add_hex(
-                <const unsigned char*>PyBytes_AS_STRING(value), PyBytes_GET_SIZE(value)
+            return add_hex(
+                self, <const unsigned char*>PyBytes_AS_STRING(value), PyBytes_GET_SIZE(value)
             )
         if kind == K_INT:
-            return self.add_int(PyLong_AsLongLong(value))
+            return add_int(self, PyLong_AsLongLong(value))
         if kind == K_FLOAT:
-            return self.add_float(PyFloat_AsDouble(value))
+            return add_float(self, PyFloat_AsDouble(value))
         if kind == K_BOOL:
-            return self.add_bool(value is True)
-        return self.add_object(value)
-
-    cdef int add_null(self) except -1:
-        cdef int64_t number = 0
-        cdef double real = 0.0
-        cdef uint8_t flag = 0
-        cdef int kind = self.kind
-        if kind <= K_TIME or kind == K_HEX or kind == K_HEX_RAW:
-            number = self.values.size
-            put(&self.offsets, &number, sizeof(int64_t))
-        elif kind == K_INT:
-            put(&self.values, &number, sizeof(int64_t))
-        elif kind == K_FLOAT:
-            put(&self.values, &real, sizeof(double))
-        elif kind == K_BOOL:
-            put(&self.values, &flag, 1)
-        else:
-            self.objects.append(None)
-        return close(self, False)
-
-    cdef int add_text(self, const char* text, Py_ssize_t size) except -1:
-        """STR and TIME; 1 when the time is one `canonical_time` cannot vouch for."""
-        cdef int64_t end
-        if self.falsy_null and size == 0:
-            return self.add_null()
-        put(&self.values, text, size)
-        end = self.values.size
-        put(&self.offsets, &end, sizeof(int64_t))
-        close(self, True)
-        return self.kind == K_TIME and not canonical_time(text, size)
-
-    cdef int add_hex(self, const unsigned char* raw, Py_ssize_t size) except -1:
-        """HEX (empty or all 0xff, Ray's nil id: null) and HEX_RAW, from the bytes."""
-        cdef Py_ssize_t i
-        cdef char* out
-        cdef int64_t end
-        cdef bint nil = self.kind == K_HEX or (self.falsy_null and size == 0)
-        if nil:
-            for i in range(size):
-                if raw[i] != 0xFF:
-                    nil = False
-                    break
-        if nil:
-            return self.add_null()
-        reserve(&self.values, 2 * size)
-        out = self.values.data + self.values.size
-        for i in range(size):
-            memcpy(out + 2 * i, HEX_PAIRS + 2 * raw[i], 2)
-        self.values.size += 2 * size
-        end = self.values.size
-        put(&self.offsets, &end, sizeof(int64_t))
-        return close(self, True)
-
-    cdef int add_int(self, int64_t number) except -1:
-        if self.falsy_null and number == 0:
-            return self.add_null()
-        put(&self.values, &number, sizeof(int64_t))
-        return close(self, True)
-
-    cdef int add_float(self, double real) except -1:
-        if self.falsy_null and real == 0.0:
-            return self.add_null()
-        put(&self.values, &real, sizeof(double))
-        return close(self, True)
-
-    cdef int add_bool(self, bint flag) except -1:
-        cdef uint8_t value = flag
-        if self.falsy_null and not flag:
-            return self.add_null()
-        put(&self.values, &value, 1)
-        return close(self, True)
-
-    cdef int add_object(self, object value) except -1:
-        """OBJ: the value as it is (None is null)."""
-        self.objects.append(value)
-        return close(self, value is not None)
+            return add_bool(self, value is True)
+        return add_object(self, value)
 
     cdef int repeat(self, Py_ssize_t count) except -1:
         """Add the last value `count` times more (an event's own value on its rows)."""

@@ -28,7 +28,24 @@ from libc.string cimport memcmp, memcpy, memset
 
 import msgspec
 
-from ingest.columnar cimport Column, TableBuilder
+from ingest.columnar cimport (
+    K_BOOL,
+    K_FLOAT,
+    K_HEX,
+    K_HEX_RAW,
+    K_INT,
+    K_OBJ,
+    K_STR,
+    K_TIME,
+    Column,
+    TableBuilder,
+    add_bool,
+    add_float,
+    add_hex,
+    add_int,
+    add_null,
+    add_text,
+)
 from ingest.columnar import BOOL, EVENT, FLOAT, HEX, HEX_RAW, INT, OBJ, PAYLOAD, ROW, STR, TIME
 from lake.layout import LayoutError, check_session
 
@@ -77,7 +94,7 @@ class Declined(Exception):
 
 
 # What a wire field holds (from `msgspec.inspect`).
-cdef enum Kind:
+cdef enum Wired:
     W_STR
     W_BYTES  # standard padded base64
     W_BOOL
@@ -109,8 +126,6 @@ cdef enum Reached:
     F_VALUE
 
 cdef int R_EVENT = EVENT, R_PAYLOAD = PAYLOAD, R_ROW = ROW
-cdef int K_STR = STR, K_TIME = TIME, K_HEX = HEX, K_HEX_RAW = HEX_RAW
-cdef int K_INT = INT, K_BOOL = BOOL, K_FLOAT = FLOAT, K_OBJ = OBJ
 # The wire field a column of each kind reads without a converter.
 DIRECT_FIELDS = {
     STR: W_STR, TIME: W_STR, HEX: W_BYTES, HEX_RAW: W_BYTES, INT: W_INT, BOOL: W_BOOL,
@@ -957,30 +972,30 @@ cdef class Walk:
             return column.append(self.python(column, found))
         if found.found == F_VALUE:
             if kind == K_STR or kind == K_TIME:
-                return column.add_text(
-                    unsafe_yyjson_get_str(found.value), unsafe_yyjson_get_len(found.value)
+                return add_text(
+                    column, unsafe_yyjson_get_str(found.value), unsafe_yyjson_get_len(found.value)
                 )
             if kind == K_HEX or kind == K_HEX_RAW:
-                return column.add_hex(self.decoded + found.data, decoded_size(found.value))
+                return add_hex(column, self.decoded + found.data, decoded_size(found.value))
             if kind == K_INT:
-                return column.add_int(found.data)
+                return add_int(column, found.data)
             if kind == K_FLOAT:
                 float_of(found.value, &real)
-                return column.add_float(real)
-            return column.add_bool(yyjson_is_true(found.value))
+                return add_float(column, real)
+            return add_bool(column, yyjson_is_true(found.value))
         if found.absent == A_NULL:  # F_NULL too
-            return column.add_null()
+            return add_null(column)
         if found.absent == A_PYTHON:
             return column.append(self.wire.default(found.field))
         if kind == K_STR or kind == K_TIME:  # A_ZERO
-            return column.add_text("", 0)
+            return add_text(column, "", 0)
         if kind == K_HEX or kind == K_HEX_RAW:
-            return column.add_hex(NULL, 0)
+            return add_hex(column, NULL, 0)
         if kind == K_INT:
-            return column.add_int(0)
+            return add_int(column, 0)
         if kind == K_FLOAT:
-            return column.add_float(0.0)
-        return column.add_bool(False)
+            return add_float(column, 0.0)
+        return add_bool(column, False)
 
     cdef int add(self, Table table, TableBuilder builder, Py_ssize_t event) except -1:
         """Append an event's rows to a builder, as `TableBuilder.add` does: the event's
