@@ -198,6 +198,57 @@ def test_any_corruption_is_refused_alike_and_leaves_nothing(
     assert_same([encode_body(EVENTS[i] for i in first), corrupted.body])
 
 
+#: Bytes that make or break JSON, numbers, base64, times and UTF-8.
+EDIT_BYTES = b'0123456789aefAZ+/=-_"{}[],:.eET \\nul\x00\x01\xc3\xff'
+
+
+def outcome(run: Callable[[list[bytes]], Outcome], body: bytes) -> Outcome | str:
+    """A run's outcome, or the kind of error that is no BodyError (msgspec raises a
+    UnicodeDecodeError for some invalid UTF-8, for one)."""
+    try:
+        return run([body])
+    except Exception as exc:
+        return type(exc).__name__
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    indices=st.lists(EVENT_INDEX, min_size=1, max_size=3),
+    snake=st.booleans(),
+    edits=st.lists(
+        st.tuples(
+            st.floats(0, 1, exclude_max=True),
+            st.sampled_from(["set", "delete", "insert"]),
+            st.sampled_from(list(EDIT_BYTES)),
+        ),
+        min_size=1,
+        max_size=3,
+    ),
+)
+def test_any_text_edit_gives_the_exact_paths_outcome(
+    indices: list[int], snake: bool, edits: list[tuple[float, str, int]]
+) -> None:
+    """A few bytes of a valid body changed anywhere (quotes, digits, padding, UTF-8):
+    whatever it does to the body, the fast path does not change the outcome."""
+    body = bytearray(encode_body([EVENTS[i] for i in indices], snake=snake))
+    for where, how, byte in edits:
+        at = int(where * len(body))
+        if how == "set":
+            body[at] = byte
+        elif how == "delete":
+            del body[at]
+        else:
+            body.insert(at, byte)
+    exact, found = outcome(exact_path, bytes(body)), outcome(taken, bytes(body))
+    if isinstance(exact, str) or isinstance(found, str):
+        assert found == exact
+        return
+    assert found.results == exact.results
+    assert found.seen == exact.seen
+    assert found.tables.keys() == exact.tables.keys()
+    assert all(same_table(found.tables[name], exact.tables[name]) for name in exact.tables)
+
+
 # --- every event type, and the values only a converter or a map holds -----------------
 
 
