@@ -94,7 +94,8 @@ class Collector:
         # flusher reads the segments from disk.
         self._held_cap = config.flush_events
         self._checked = EventColumns()  # where a body not kept is checked
-        self._recent = RecentIds()
+        self._recent = RecentIds()  # taken lately: a retry of them is not kept twice
+        self._written = RecentIds()  # in the lake lately: a segment read again leaves them out
         self._flusher: Flusher | None = None
         self._snapshotter: Snapshotter | None = None
         self._lake: Lake | None = None
@@ -108,9 +109,13 @@ class Collector:
     def _remember_spooled(self) -> None:
         """Bodies an earlier run spooled, or lately wrote, may be retried by Ray (their
         answer was lost in the crash): count their events as seen, so a retry is not
-        kept twice."""
-        for path in [*self.spool.done(), *(s.path for s in self.spool.sealed())]:
-            self._recent.remember(self._ids_in(path) - self._recent.ids)
+        kept twice; and those it wrote as written."""
+        for path in self.spool.done():
+            ids = self._ids_in(path)
+            self._written.remember(ids - self._written.ids)
+            self._recent.remember(ids - self._recent.ids)
+        for segment in self.spool.sealed():
+            self._recent.remember(self._ids_in(segment.path) - self._recent.ids)
 
     @staticmethod
     def _ids_in(path: Path) -> set[bytes]:
@@ -173,9 +178,9 @@ class Collector:
         session = current_session_dir(self.config.ray_root)
         return node_id(session) if session else None
 
-    def _emitting_node(self) -> str:
+    def _emitting_node(self, taken: list[SegmentRows]) -> str:
         """Before Ray's directory names the node: the node the events name."""
-        for rows in self._pending.values():
+        for rows in [*taken, *self._pending.values()]:
             if rows.emitter:
                 return rows.emitter
         return "unknown"
@@ -255,21 +260,20 @@ class Collector:
         except OSError as exc:
             log.warning("reading export events failed: %s", exc)
 
-    def _get_flusher(self) -> Flusher:
+    def _get_flusher(self, taken: list[SegmentRows]) -> Flusher:
         """The flusher of the node running now. A Ray container restarted in the pod is
         a new node in the same Ray root (`ingest.node`): from the next flush on, events
-        go under its id, and the old node's catalog entries end, as the node has."""
+        go under its id, and the old node's catalog entries end, as the node has.
+        `taken`: the rows about to be written, whose events may name the node."""
         old = self._flusher
         running = self._running_node()
         if old is not None and running in (None, old.node_id):
             return old
-        node = running or self._emitting_node()
-        flusher = Flusher(self.lake(), self.cluster, node, self.config.role, self.spool)
-        if old is None:
-            for path in self.spool.done():  # written before a restart: a re-read leaves them out
-                flusher.written.remember(self._ids_in(path) - flusher.written.ids)
-        else:
-            flusher.written = old.written
+        node = running or self._emitting_node(taken)
+        flusher = Flusher(
+            self.lake(), self.cluster, node, self.config.role, self.spool, self._written
+        )
+        if old is not None:
             flusher.ray_version = old.ray_version
             self._end(old.entries)  # raises while the lake is down: the switch is retried
         if node != "unknown":  # else ask again next time: Ray may not have started yet
@@ -286,7 +290,7 @@ class Collector:
             self._held_events -= sum(rows.events for rows in taken.values())
         started = time.monotonic()
         try:
-            flusher = self._get_flusher()
+            flusher = self._get_flusher(list(taken.values()))
             for name, rows in taken.items():
                 if rows.complete:  # else the flusher parses the segment from disk
                     flusher.pending[name] = rows

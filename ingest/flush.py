@@ -122,7 +122,13 @@ class Flusher:
     """Writes sealed segments of one node's spool into the lake, oldest first."""
 
     def __init__(
-        self, lake: Lake, cluster: ClusterKey, node_id: str, role: str, spool: Spool
+        self,
+        lake: Lake,
+        cluster: ClusterKey,
+        node_id: str,
+        role: str,
+        spool: Spool,
+        written: RecentIds,
     ) -> None:
         self.lake = lake
         self.cluster = cluster
@@ -132,7 +138,7 @@ class Flusher:
         self.ray_version = ""
         self.pending: dict[str, SegmentRows] = {}  # by segment name
         # Events written lately: a segment read back from disk leaves them out again.
-        self.written = RecentIds()
+        self.written = written
         self.entries: set[tuple[str, str]] = set()  # (session, node) catalog entries kept
 
     def write_sealed(self) -> FlushReport:

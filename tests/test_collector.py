@@ -15,6 +15,7 @@ if a test left it running); nothing else is ever signalled.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import os
@@ -662,6 +663,31 @@ def test_a_run_with_nothing_left_to_write_still_ends_its_node_entries(
     assert code == 0, c.output()
     (entry,) = read_entries(Lake(str(lake_dir)))
     assert entry.ended
+
+
+def test_before_ray_names_the_node_the_events_name_it(tmp_path: Path) -> None:
+    """An empty Ray root (Ray not started yet, or its directory not shared): the parts
+    and catalog entries go under the node the events name, never under "unknown"."""
+    empty_root = tmp_path / "empty-ray-root"
+    empty_root.mkdir()
+    launcher = Launcher(tmp_path, empty_root)
+    try:
+        lake_dir = tmp_path / "lake"
+        c = launcher.collector(str(lake_dir), tmp_path / "spool", "--flush-interval", "200ms")
+        for body in BODIES:
+            assert c.post(body.data).status_code == 200
+        c.wait_flushed()  # nothing is pending in memory at the flushes that follow
+        code, _ = c.terminate()
+        assert code == 0, c.output()
+    finally:
+        launcher.stop_all()
+    first = next(e["nodeId"] for e in json.loads(BODIES[0].data) if e.get("nodeId"))
+    emitter = base64.b64decode(first).hex()
+    lake = Lake(str(lake_dir))
+    writers = {path.split("/")[-1].split("-")[1] for path in lake.list_files("events")}
+    assert writers == {emitter}
+    assert {entry.node_id for entry in read_entries(lake)} == {emitter}
+    assert_stored_once(lake, ALL)
 
 
 # --- 3. Ray's retries -----------------------------------------------------------------
