@@ -542,8 +542,8 @@ def profile_child(out: Path, collect_argv: Sequence[str]) -> int:
 COMPONENTS: tuple[tuple[str, str, str], ...] = (
     # (label, file suffix, function): cumulative CPU of each; they nest, see the notes.
     ("Collector.accept (whole intake call)", "ingest/collector.py", "accept"),
-    ("  parse_body", "ingest/parse.py", "parse_body"),
-    ("  normalize", "ingest/normalize.py", "normalize"),
+    ("  take (parse, check, fill the columns)", "ingest/normalize.py", "take"),
+    ("    parse_body (the exact path, when take declines)", "ingest/parse.py", "parse_body"),
     ("  Spool.append (write + fsync)", "ingest/spool.py", "append"),
     ("    os.fsync", "~", "<built-in method posix.fsync>"),
     ("  SegmentRows.add", "ingest/flush.py", "add"),
