@@ -75,7 +75,8 @@ def write_parts(
     each part sorted by its table's keys unless `sort` is False."""
     schema = SCHEMAS[table_name]
     written = []
-    keys = table.select(["session", "date"]).group_by(["session", "date"]).aggregate([])
+    partitions = table.select(["session", "date"]).group_by(["session", "date"], use_threads=False)
+    keys = partitions.aggregate([])  # without threads: a third of the CPU on a segment
     sessions, dates = keys["session"].to_pylist(), keys["date"].to_pylist()
     for session, date in zip(map(str, sessions), map(str, dates), strict=True):
         if keys.num_rows == 1:  # the usual case: no copy to filter out the rest
