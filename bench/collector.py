@@ -28,7 +28,13 @@
    SIGCONT at the next period, like the CFS bandwidth controller. It starts once the
    collector is ready. The per-core figure of the unlimited runs is the stand-in for a
    real cgroup limit; this run shows how the collector behaves when throttled.
-5. With `--profile N`: one more run in which the collector runs in-process in a child
+5. Two paced runs (`--rate`, default the target's 20,000 events/s; 0 skips them): the
+   clients send each body when the events before it have had their time at that rate,
+   first to an unlimited collector (its CPU per event when no backlog builds: every
+   body's rows are held for the flush, none is parsed twice), then to one held to
+   `--cpu-limit` as above: the target itself. A run kept up when the last body was taken
+   within a second of its due time, no 503 came, and the drain at SIGTERM took under 5 s.
+6. With `--profile N`: one more run in which the collector runs in-process in a child
    of this script, the way `raylake collect` runs it, with a cProfile profiler in
    every thread (timer: the thread's CPU time, so waiting on fsync or on the network
    does not count), and prints the top N functions and the CPU by component.
@@ -72,6 +78,7 @@ from dataclasses import dataclass, field  # noqa: E402
 from typing import Any  # noqa: E402
 
 import httpx  # noqa: E402
+import msgspec  # noqa: E402
 
 from bench import synthetic  # noqa: E402
 from bench.report import count, load_average  # noqa: E402
@@ -309,11 +316,15 @@ class Posted:
     errors: Counter[str] = field(default_factory=Counter)
 
 
-def post_all(base_url: str, files: Sequence[Path], clients: int) -> Posted:
-    """POST every file once, `clients` requests in flight; each body until it is taken."""
-    queue: Iterator[Path] = iter(files)
+def post_all(
+    base_url: str, files: Sequence[Path], clients: int, release: Sequence[float] = ()
+) -> Posted:
+    """POST every file once, `clients` requests in flight; each body until it is taken.
+    With `release` (seconds from the start, per file), no body is sent before its time."""
+    queue: Iterator[tuple[int, Path]] = iter(enumerate(files))
     lock = threading.Lock()
     total = Posted()
+    start = time.perf_counter()
 
     def client() -> None:
         mine = Posted()
@@ -321,10 +332,12 @@ def post_all(base_url: str, files: Sequence[Path], clients: int) -> Posted:
         with httpx.Client(base_url=base_url, timeout=REQUEST_TIMEOUT_S) as http:
             while True:
                 with lock:
-                    path = next(queue, None)
+                    index, path = next(queue, (0, None))
                 if path is None:
                     break
                 body = path.read_bytes()
+                if release:
+                    time.sleep(max(0.0, start + release[index] - time.perf_counter()))
                 while True:
                     try:
                         response = http.post("/v1/events", content=body, headers=headers)
@@ -355,6 +368,16 @@ def post_all(base_url: str, files: Sequence[Path], clients: int) -> Posted:
     return total
 
 
+def release_times(files: Sequence[Path], rate: float) -> list[float]:
+    """When each body is due (seconds from the start) for `rate` events/s overall: a
+    body goes once the events before it have had their time."""
+    times, before = [], 0
+    for path in files:
+        times.append(before / rate)
+        before += len(msgspec.json.decode(path.read_bytes(), type=list[msgspec.Raw]))
+    return times
+
+
 # ---------------------------------------------------------------------------------------
 # One run.
 
@@ -383,6 +406,7 @@ class Run:
     errors: dict[str, int]
     throttle_stops: int = 0
     cpu_limit: float = 0.0
+    offered: float = 0.0  # events/s the clients were paced to (0: as fast as taken)
 
     @property
     def cpu(self) -> float:
@@ -433,6 +457,8 @@ def run_once(
     args: argparse.Namespace,
     *,
     cpu_limit: float = 0.0,
+    offered: float = 0.0,
+    release: Sequence[float] = (),
     profile_out: Path | None = None,
 ) -> Run:
     run_dir = work / f"run-{label}"
@@ -449,7 +475,7 @@ def run_once(
             throttle.start()
         wall0, client0 = time.perf_counter(), time.process_time()
         cpu0 = collector.cpu()
-        posted = post_all(collector.base_url, files, args.clients)
+        posted = post_all(collector.base_url, files, args.clients, release)
         cpu1 = collector.cpu()
         intake_wall = time.perf_counter() - wall0
         client_cpu = time.process_time() - client0
@@ -485,6 +511,7 @@ def run_once(
         errors=dict(posted.errors),
         throttle_stops=throttle.stops if throttle is not None else 0,
         cpu_limit=cpu_limit,
+        offered=offered,
     )
 
 
@@ -645,7 +672,7 @@ def print_run(run: Run, expected: int) -> None:
         print("    WARNING: " + "; ".join(problems))
 
 
-def print_summary(runs: list[Run], limited: Run | None) -> None:
+def print_summary(runs: list[Run], limited: Run | None, paced: list[Run]) -> None:
     def med(key: str) -> float:
         return statistics.median(getattr(r, key) for r in runs)
 
@@ -697,6 +724,22 @@ def print_summary(runs: list[Run], limited: Run | None) -> None:
         )
         ratio = drained / TARGET_EVENTS_PER_S
         rows.append(("  with the drain", count(drained), f"ratio {ratio:.2f}x"))
+    for run in paced:
+        # Kept up: every body taken within a second of its due time, and the spool
+        # drained at SIGTERM in a few seconds (no backlog was building).
+        due = run.events / run.offered
+        late = run.intake_wall - due
+        held = f"at {run.cpu_limit} CPU" if run.cpu_limit else "unlimited"
+        kept_up = late < 1.0 and run.drain_wall < 5.0 and not run.retries
+        rows.append(
+            (
+                f"paced {count(run.offered)}/s, {held}",
+                count(run.rate),
+                f"accepted/s; {late:+.1f} s behind the offer at the end, drain "
+                f"{run.drain_wall:.1f} s; CPU {run.cpu_per_100k:.3f} s per 100k "
+                f"(= {count(run.per_core)} per core); " + ("kept up" if kept_up else "FELL BEHIND"),
+            )
+        )
     for name, value, note in rows:
         print(f"  {name:<26} {value:>12}   {note}")
 
@@ -729,6 +772,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         type=float,
         default=TARGET_CPU,
         help=f"CPUs of the throttled run (default {TARGET_CPU}; 0 skips it)",
+    )
+    parser.add_argument(
+        "--rate",
+        type=float,
+        default=TARGET_EVENTS_PER_S,
+        help=f"events/s offered in the paced runs (default {TARGET_EVENTS_PER_S:,}; 0 skips "
+        "them): one unlimited, one held to --cpu-limit",
     )
     parser.add_argument(
         "--profile", type=int, metavar="N", default=0, help="profile one run, print top N"
@@ -786,13 +836,32 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
             limited = run_once("limited", work, files, args, cpu_limit=args.cpu_limit)
             print_run(limited, m.events)
+        paced = []
+        if args.rate > 0:
+            release = release_times(files, args.rate)
+            limits = [0.0, *([args.cpu_limit] if args.cpu_limit > 0 else [])]
+            for cpu_limit in limits:
+                held = f"held to {cpu_limit} CPU" if cpu_limit else "unlimited"
+                print(f"paced run: {count(args.rate)} events/s offered, the collector {held}")
+                label = f"paced-{cpu_limit}" if cpu_limit else "paced"
+                run = run_once(
+                    label,
+                    work,
+                    files,
+                    args,
+                    cpu_limit=cpu_limit,
+                    offered=args.rate,
+                    release=release,
+                )
+                print_run(run, m.events)
+                paced.append(run)
         if args.profile:
             out = work / "collector.prof"
             print(f"profiled run (cProfile in every collector thread; {load_average()}):")
             profiled = run_once("profile", work, files, args, profile_out=out)
             print_run(profiled, m.events)
             print_profile(out, args.profile, profiled.events)
-        print_summary(runs, limited)
+        print_summary(runs, limited, paced)
         if args.keep:
             print(f"kept input and runs in {work}")
     return 0
