@@ -22,7 +22,6 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pyarrow as pa
 from prometheus_client import CollectorRegistry, Gauge, Histogram
 from prometheus_client import Counter as MetricCounter
 
@@ -305,7 +304,6 @@ class Collector:
             self.metrics.spool_bytes.set(self.spool.size)
         self.metrics.flush_seconds.observe(time.monotonic() - started)
         self.metrics.flushed.inc(report.events)
-        pa.default_memory_pool().release_unused()  # give the written rows' memory back
         return report.events
 
     def flush_due(self, now: float) -> bool:
