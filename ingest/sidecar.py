@@ -40,8 +40,8 @@ class _Server(uvicorn.Server):
 
 def _two_malloc_arenas() -> None:
     """The sidecar runs under a 256 MiB limit, and glibc gives each thread that allocates
-    an arena of its own, where freed memory stays resident: two arenas do (the HTTP
-    worker threads start after this)."""
+    an arena of its own, where freed memory stays resident: two arenas do (the flusher,
+    log and snapshot threads start after this)."""
     try:
         libc = ctypes.CDLL("libc.so.6")
         libc.mallopt(_M_ARENA_MAX, 2)

@@ -85,14 +85,15 @@ def _answers(endpoint: str) -> bool:
         return False
 
 
-def _stop(process: subprocess.Popen[bytes]) -> None:
+def stop_process(process: subprocess.Popen[bytes], timeout: float = 10) -> None:
+    """SIGTERM a child the tests started, SIGKILL it if it has not exited in `timeout`."""
     if process.stdin:
         process.stdin.close()
     if process.poll() is not None:
         return
     process.terminate()
     try:
-        process.wait(timeout=10)
+        process.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait(timeout=10)
@@ -136,7 +137,7 @@ def moto_server(host: str = HOST, attempts: int = 3) -> Iterator[str]:
                 yield endpoint
                 return
             finally:
-                _stop(process)
+                stop_process(process)
         log.seek(0)
         output = log.read().decode(errors="replace")[-4000:]
         raise RuntimeError(f"moto server did not start in {attempts} attempts:\n{output}")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 
-from s3_server import UNSET_AWS_ENV, free_port
+from s3_server import UNSET_AWS_ENV, free_port, stop_process
 
 REPO = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
@@ -66,10 +66,4 @@ def running_server(
             time.sleep(0.05)
         yield server
     finally:
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        stop_process(process)

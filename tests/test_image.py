@@ -30,7 +30,7 @@ import httpx
 import pytest
 import yaml
 
-from s3_server import free_port
+from s3_server import free_port, stop_process
 
 REPO = Path(__file__).resolve().parent.parent
 ARTIFACTS = Path(__file__).parent / "artifacts"
@@ -200,12 +200,7 @@ def test_the_image_creates_a_lake_and_serves_rays_ui(image: Built, tmp_path: Pat
         assert icon.status_code == 200
         assert icon.content == (build / "dashboard/client/build/favicon.ico").read_bytes()
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+        stop_process(server, timeout=30)
 
 
 def test_the_image_is_small(image: Built, tmp_path: Path) -> None:
