@@ -73,7 +73,7 @@ _OPERATORS = (
     "^ ^@ | || ~ ~~ ~~* ~~~"
 )
 # query/engine.py's macros, which the entity views use too.
-_LAKE_MACROS = "task_status_rank to_us"
+_LAKE_MACROS = "task_status_rank to_us ray_task_us"
 _BUILTINS = """
 abs acos acosh add age aggregate ago any_value apply approx_count_distinct
 approx_quantile approx_top_k arbitrary arg_max arg_max_null arg_max_nulls_last

@@ -195,6 +195,13 @@ def define_views(
     con.execute(
         "CREATE OR REPLACE MACRO to_us(t) AS to_timestamp(0) + to_microseconds(epoch_ns(t) // 1000)"
     )
+    # Ray's state API reads a task's times as a double of nanoseconds (`int(ns) // 1e6`
+    # in protobuf_to_task_state_dict), which rounds them to 256 ns today; the tasks view
+    # rounds them the same way, so that its milliseconds are the ones Ray prints.
+    con.execute(
+        "CREATE OR REPLACE MACRO ray_task_us(t) AS "
+        "to_timestamp(0) + to_microseconds(CAST(epoch_ns(t)::DOUBLE AS BIGINT) // 1000)"
+    )
     for table, schema in SCHEMAS.items():
         directory, pattern = _events_dir(table, only)
         source = _define_source(

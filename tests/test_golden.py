@@ -8,14 +8,18 @@ against the later truth instead of being skipped.
 
 from __future__ import annotations
 
+import base64
 import json
+from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
+from ingest.load import ingest_paths
 from lake.store import Lake
 
-from conftest import HEAD_NODE, WORKER_NODE, live
-from live import as_dict, assert_tasks_match, rows
+from conftest import CLUSTER, HEAD_NODE, SESSION, WORKER_NODE, live
+from live import TASKS_SQL, as_dict, assert_tasks_match, rows
 
 
 def test_tasks_match_the_live_dashboard(sample_lake: Lake) -> None:
@@ -35,6 +39,72 @@ def test_task_state_follows_declaration_order_not_time(sample_lake: Lake) -> Non
         """,
     )
     assert all(r["state"] in ("FINISHED", "FAILED") for r in late)
+
+
+def rfc3339(ns: int) -> str:
+    seconds = datetime.fromtimestamp(ns // 10**9, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    return f"{seconds}.{ns % 10**9:09d}Z"
+
+
+# Nanoseconds near a millisecond's end: Ray's `int(ns) // 1e6` goes through a double,
+# which rounds some of them up into the next millisecond (a tie rounds to even).
+NEAR_A_MILLISECOND = [
+    1_795_326_487_683_999_900,  # Ray: ...684, the true floor: ...683 (seen in CI)
+    1_795_326_487_683_999_872,  # a tie, rounded down
+    1_795_326_487_683_999_873,
+    1_795_326_487_684_000_127,
+]
+
+
+def one_task_body(ns: list[int]) -> list[dict[str, object]]:
+    """A task's definition and its PENDING_ARGS_AVAIL, RUNNING and FINISHED at `ns`."""
+    task_id = base64.b64encode(bytes.fromhex("bb" * 24)).decode()
+    common = {
+        "sourceType": "CORE_WORKER",
+        "severity": "INFO",
+        "sessionName": SESSION,
+        "timestamp": rfc3339(ns[0]),
+        "nodeId": base64.b64encode(b"n" * 28).decode(),
+    }
+    definition = {
+        "taskId": task_id,
+        "taskAttempt": 0,
+        "taskType": "NORMAL_TASK",
+        "taskName": "f",
+        "taskFunc": {"pythonFunctionDescriptor": {"moduleName": "m", "functionName": "f"}},
+        "jobId": "AQAAAA==",
+        "language": "PYTHON",
+    }
+    states = ["PENDING_ARGS_AVAIL", "RUNNING", "FINISHED"]
+    lifecycle = {
+        "taskId": task_id,
+        "taskAttempt": 0,
+        "jobId": "AQAAAA==",
+        "stateTransitions": [
+            {"state": s, "timestamp": rfc3339(t)} for s, t in zip(states, ns, strict=True)
+        ],
+    }
+    return [
+        common
+        | {"eventId": "ZGVm", "eventType": "TASK_DEFINITION_EVENT"}
+        | {"taskDefinitionEvent": definition},
+        common
+        | {"eventId": "bGlm", "eventType": "TASK_LIFECYCLE_EVENT"}
+        | {"taskLifecycleEvent": lifecycle},
+    ]
+
+
+@pytest.mark.parametrize("ns", NEAR_A_MILLISECOND)
+def test_task_times_are_the_milliseconds_ray_prints(tmp_path: Path, ns: int) -> None:
+    times = [ns, ns + 1, ns + 2]
+    (tmp_path / "body.json").write_text(json.dumps(one_task_body(times)))
+    lake = Lake(str(tmp_path / "lake"), create=True)
+    assert not ingest_paths(lake, CLUSTER, [tmp_path / "body.json"]).rejected
+
+    (task,) = rows(lake, TASKS_SQL)
+    ray = [t // 1e6 for t in times]  # protobuf_to_task_state_dict's formula
+    assert [task["creation_time_ms"], task["start_time_ms"], task["end_time_ms"]] == ray
+    assert [e["created_ms"] for e in task["events"]] == ray
 
 
 ACTORS_SQL = """

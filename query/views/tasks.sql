@@ -3,7 +3,8 @@
 -- (ray/util/state/common.py): the state is the last transition in TaskStatus
 -- declaration order (not the latest timestamp), NIL without any; the error shows only
 -- on a FAILED attempt, without ANSI colour codes; an actor task takes its actor's repr
--- name when it has no name of its own.
+-- name when it has no name of its own; its times are rounded as Ray reads them
+-- (ray_task_us).
 CREATE OR REPLACE VIEW tasks AS
 WITH definitions AS (
     SELECT namespace, cluster, session, task_id, attempt_number,
@@ -36,7 +37,7 @@ transitions AS (
 history AS (
     SELECT namespace, cluster, session, task_id, attempt_number,
            arg_max(state, rank) AS state,
-           list({'state': state, 'time': to_us(state_time)} ORDER BY rank) AS events,
+           list({'state': state, 'time': ray_task_us(state_time)} ORDER BY rank) AS events,
            min(state_time) FILTER (state = 'PENDING_ARGS_AVAIL') AS creation_time,
            min(state_time) FILTER (state = 'RUNNING') AS start_time,
            arg_max(state_time, rank) FILTER (state IN ('FINISHED', 'FAILED')) AS end_time
@@ -90,9 +91,9 @@ SELECT
     d.language,
     d.required_resources,
     d.placement_group_id,
-    to_us(h.creation_time) AS creation_time,
-    to_us(h.start_time) AS start_time,
-    to_us(h.end_time) AS end_time,
+    ray_task_us(h.creation_time) AS creation_time,
+    ray_task_us(h.start_time) AS start_time,
+    ray_task_us(h.end_time) AS end_time,
     h.events,
     e.stdout_file, e.stdout_start, e.stdout_end,
     e.stderr_file, e.stderr_start, e.stderr_end,
