@@ -308,6 +308,9 @@ class RayNode:
         """SIGKILL this node's processes at once, as a lost machine or pod would stop
         them: nothing is flushed or reported on the way out. Return how many."""
         pids = {pid for pid in self.processes(exclude) if _alive(pid)}
+        # All stopped first: killed one by one, a raylet could see its agent die first
+        # and tell GCS so before its own turn, which is not how a lost node ends.
+        signal_all(pids, signal.SIGSTOP)
         signal_all(pids, signal.SIGKILL)
         return len(pids)
 
