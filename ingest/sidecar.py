@@ -23,6 +23,7 @@ from ingest.settings import CollectorConfig
 log = logging.getLogger("raylake.collector")
 
 DRAIN_SECONDS = 20.0  # Kubernetes waits 30 s by default before SIGKILL
+FULL_COLLECTION_SECONDS = 600.0
 _M_ARENA_MAX = -8  # glibc's malloc.h
 
 
@@ -54,7 +55,7 @@ def run(config: CollectorConfig) -> int:
     _two_malloc_arenas()
     # The rows held between flushes form no cycles: refcounting frees them. Automatic
     # cyclic collection would only rescan them all, again and again; one collection
-    # after each flush catches whatever cycles the libraries make.
+    # of what is new after each flush catches whatever cycles the libraries make.
     gc.disable()
     collector = Collector(config)
     exit_signal = threading.Event()
@@ -65,6 +66,9 @@ def run(config: CollectorConfig) -> int:
             port=config.port,
             log_level="warning",
             lifespan="off",
+            # 100 us less CPU per POST of 350 kB than the pure-Python h11 and asyncio
+            http="httptools",
+            loop="uvloop",
         ),
         exit_signal,
     )
@@ -73,6 +77,19 @@ def run(config: CollectorConfig) -> int:
     gc.freeze()
     drained = threading.Event()
     outcome = {"complete": True}
+
+    next_full_collection = time.monotonic() + FULL_COLLECTION_SECONDS
+
+    def collect_cycles(now: float) -> None:
+        # The young generations only: the old one holds the sets of recent event ids
+        # (hundreds of thousands of entries), which a full collection walks for nothing:
+        # at a steady 20,000 events/s, 7% of the collector's CPU, 1% now (perf).
+        nonlocal next_full_collection
+        if now < next_full_collection:
+            gc.collect(1)
+            return
+        gc.collect()  # the rare cycle that lived through a flush, then died
+        next_full_collection = now + FULL_COLLECTION_SECONDS
 
     def flush_loop() -> None:
         # Segments left by an earlier run go first.
@@ -83,7 +100,7 @@ def run(config: CollectorConfig) -> int:
             now = time.monotonic()
             if not exit_signal.is_set() and collector.ready_for_attempt(now):
                 collector.flush_due(now)
-                gc.collect()
+                collect_cycles(now)
         collector.draining = True  # 503 from here on
         if config.role == "head":
             collector.snapshot()  # the jobs' final status
