@@ -59,6 +59,7 @@ cdef class Column:
     cdef object value_of(self, object root)
     cdef int append(self, object value) except -1
     cdef int repeat(self, Py_ssize_t count) except -1
+    cdef tuple validity(self, Py_ssize_t start)
     cdef truncate(self, Py_ssize_t length)
     cdef release(self)
 

@@ -85,6 +85,25 @@ cdef bytes take_bytes(Buffer* buffer, Py_ssize_t start, Py_ssize_t end):
     return buffer.data[start:end]
 
 
+cdef class Block:
+    """Memory a column gave to Arrow: freed when the last buffer over it goes."""
+    cdef char* data
+
+    def __dealloc__(self):
+        free(self.data)
+
+
+cdef object give_buffer(Buffer* buffer):
+    """An Arrow buffer over `buffer`'s bytes, which it now owns; `buffer` is left empty."""
+    cdef Block block = Block()
+    block.data = buffer.data
+    size = buffer.size
+    buffer[0] = Buffer(NULL, 0, 0)
+    if block.data == NULL:
+        return pa.py_buffer(b"")
+    return pa.foreign_buffer(<size_t>block.data, size, base=block)
+
+
 cdef inline int digits(const char* text, Py_ssize_t count):
     """The number written by `count` ASCII digits, or -1."""
     cdef int value = 0
@@ -305,14 +324,19 @@ cdef class Column:
         self.valid.size = length
         self.length = length
 
+    cdef tuple validity(self, Py_ssize_t start):
+        """(Arrow's validity bitmap, or None without nulls; the null count) of the
+        values from `start` on."""
+        valid = np.frombuffer(take_bytes(&self.valid, start, self.length), dtype=np.bool_)
+        nulls = self.length - start - int(np.count_nonzero(valid))
+        return pa.py_buffer(np.packbits(valid, bitorder="little")) if nulls else None, nulls
+
     def array(self, data_type, Py_ssize_t start=0):
         """The values from `start` on as an Arrow array of `data_type` (OBJ columns) or
         of the kind's own type (string, int64, float64, bool)."""
         cdef Py_ssize_t count = self.length - start
         cdef int64_t* ends = <int64_t*>self.offsets.data
-        valid = np.frombuffer(take_bytes(&self.valid, start, self.length), dtype=np.bool_)
-        nulls = count - int(np.count_nonzero(valid))
-        bitmap = pa.py_buffer(np.packbits(valid, bitorder="little")) if nulls else None
+        bitmap, nulls = self.validity(start)
         cdef int kind = self.kind
         if kind == K_OBJ:
             return pa.array(self.objects[start:], data_type)
@@ -340,6 +364,32 @@ cdef class Column:
         flags = np.frombuffer(take_bytes(&self.values, start, self.length), dtype=np.bool_)
         values = pa.py_buffer(np.packbits(flags, bitorder="little"))
         return pa.Array.from_buffers(pa.bool_(), count, [bitmap, values], nulls)
+
+    def give_array(self, data_type):
+        """Every value as `array` makes them, over the column's own memory where Arrow's
+        layout is the column's (text, int64, float64): no copy of the values. The
+        column is empty afterwards."""
+        cdef int kind = self.kind
+        cdef Py_ssize_t count = self.length
+        cdef int64_t* ends = <int64_t*>self.offsets.data
+        text = kind <= K_TIME or kind == K_HEX or kind == K_HEX_RAW
+        if kind == K_OBJ or kind == K_BOOL or (text and ends[count] >= 2**31):
+            array = self.array(data_type)  # a copy: Arrow's layout is not the column's
+        else:
+            bitmap, nulls = self.validity(0)
+            if text:  # Arrow's strings take int32 offsets: only those are copied
+                offsets = np.frombuffer(take_bytes(&self.offsets, 0, (count + 1) * 8), np.int64)
+                array = pa.StringArray.from_buffers(
+                    count, pa.py_buffer(offsets.astype(np.int32)), give_buffer(&self.values),
+                    bitmap, nulls,
+                )
+            else:
+                arrow_type = pa.int64() if kind == K_INT else pa.float64()
+                array = pa.Array.from_buffers(
+                    arrow_type, count, [bitmap, give_buffer(&self.values)], nulls
+                )
+        self.release()
+        return array
 
     cdef release(self):
         """Forget every value and give the memory back."""

@@ -42,13 +42,13 @@ def _one(table: str, builder: TableBuilder, ingest_id: str) -> pa.Table:
             return pa.array([ingest_id] * builder.rows, pa.string())
         if field.name == "seq":
             return seq
-        array = columns[field.name].array(field.type)
+        array = columns[field.name].give_array(field.type)
         if array.type != field.type:
             array = array.cast(field.type)  # times: strings or nanoseconds
         return array
 
     data = pa.Table.from_arrays([column(f) for f in schema], schema=schema)
-    return _with_partition_columns(data, columns["session"].array(pa.string()))
+    return _with_partition_columns(data, columns["session"].give_array(pa.string()))
 
 
 def _with_partition_columns(data: pa.Table, sessions: pa.Array[Any]) -> pa.Table:

@@ -159,3 +159,19 @@ def test_rollback_forgets_exactly_what_came_after_the_mark() -> None:
     assert table.event_columns[1].array(pa.int64(), 4).to_pylist() == [4, 9]
     assert table.event_columns[0].array(pa.string()).to_pylist()[-1] == "09"
     assert table.counts_array().tolist() == [1] * 6
+
+
+def test_a_given_array_owns_the_values_and_leaves_the_column_empty() -> None:
+    table = builder()
+    for i in range(50):
+        table.add(Event(Struct(bytes([i]) if i % 3 else b"", i, f"task-{i}" * (i % 4))))
+    types = [pa.string(), pa.int64(), pa.string()]
+    copied = [c.array(t) for c, t in zip(table.event_columns, types, strict=True)]
+    given = [c.give_array(t) for c, t in zip(table.event_columns, types, strict=True)]
+    assert [c.length for c in table.event_columns] == [0, 0, 0]
+    table.add(Event(Struct(b"\x01", 1, "again")))  # the column is usable again
+    del table  # the arrays keep the memory they were given
+    for array in given:
+        array.validate(full=True)
+    assert [a.to_pylist() for a in given] == [a.to_pylist() for a in copied]
+    assert given[0].null_count == 17
