@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pyarrow.parquet as pq
+
 from ingest.load import ingest_paths
 from lake.compact import compact
+from lake.parts import SMALL_PART_ROWS
 from lake.store import Lake
 from query.engine import connect
 
@@ -60,3 +63,19 @@ def test_compaction_respects_the_target_size(tmp_path: Path) -> None:
     lifecycle = list((tmp_path / "lake" / "events" / "task_lifecycle").rglob("*.parquet"))
     assert len(lifecycle) > 1
     assert answers(lake) == before
+
+
+def codecs(files: list[Path]) -> set[str]:
+    return {pq.ParquetFile(f).metadata.row_group(0).column(0).compression for f in files}
+
+
+def test_small_parts_are_lz4_and_large_ones_zstd(tmp_path: Path) -> None:
+    lake_dir = tmp_path / "lake"
+    lake = Lake(str(lake_dir), create=True)
+    ingest_paths(lake, CLUSTER, [POSTS], batch_events=100)
+    lifecycle = lake_dir / "events" / "task_lifecycle"
+    assert codecs(list(lifecycle.rglob("*.parquet"))) == {"LZ4"}
+    compact(lake)
+    (merged,) = lifecycle.rglob("*.parquet")
+    assert pq.ParquetFile(merged).metadata.num_rows >= SMALL_PART_ROWS
+    assert codecs([merged]) == {"ZSTD"}
