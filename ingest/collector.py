@@ -161,7 +161,7 @@ class Collector:
             else:
                 segment.complete = False
             segment.spooled += taken.events
-            self._recent.remember(taken.new_ids)
+            self._recent.hold(taken.new_ids)  # `take` put them in `_recent.ids`
             if segment.spooled >= self.config.flush_events:
                 self.spool.seal()  # a segment of a good size for the lake
                 self.flush_wanted.set()

@@ -43,6 +43,10 @@ class RecentIds:
     def remember(self, batch: set[bytes]) -> None:
         """Hold `batch` (the set is kept: do not change it afterwards)."""
         self.ids |= batch
+        self.hold(batch)
+
+    def hold(self, batch: set[bytes]) -> None:
+        """Hold `batch`, whose ids are in `ids` already (`take` put them there)."""
         self._batches.append(batch)
         self._held += len(batch)
         while self._held - len(self._batches[0]) >= RECENT_EVENT_IDS:
@@ -59,7 +63,7 @@ class SegmentRows:
     columns: EventColumns = field(default_factory=EventColumns)
     sessions: list[str] = field(default_factory=list)
     events: int = 0
-    ids: set[bytes] = field(default_factory=set)  # the events these rows hold
+    batches: list[set[bytes]] = field(default_factory=list)  # the events, body by body
     spooled: int = 0  # events of the segment, held here or not
     complete: bool = True  # False: some bodies' rows were not kept; read the disk
     emitter: str = ""  # the first emitting node the events name (hex)
@@ -68,7 +72,7 @@ class SegmentRows:
         """Count a body whose rows `take` added to `columns`."""
         self.sessions.append(taken.session)
         self.events += taken.events
-        self.ids |= taken.new_ids
+        self.batches.append(taken.new_ids)
         self.emitter = self.emitter or taken.emitter
 
 
@@ -81,11 +85,15 @@ class FlushReport:
 
 def rows_from_disk(segment: Segment, written: set[bytes]) -> SegmentRows:
     """A segment's rows, parsed again from its bodies (each was valid when spooled),
-    less the events already written from earlier segments (as intake left them out)."""
+    less the events already written from earlier segments (as intake left them out).
+    `written` serves as the ids seen, and is left as it was (no copy of it is made)."""
     found = SegmentRows()
-    seen = set(written)
-    for body in read_segment(segment.path):
-        found.add(take(body, seen, found.columns))
+    try:
+        for body in read_segment(segment.path):
+            found.add(take(body, written, found.columns))
+    finally:
+        for batch in found.batches:
+            written -= batch
     return found
 
 
@@ -157,7 +165,8 @@ class Flusher:
             if rows is None:
                 rows = rows_from_disk(segment, self.written.ids)
             report.parts += self._write(segment, rows)
-            self.written.remember(rows.ids)
+            for batch in rows.batches:
+                self.written.remember(batch)
             report.segments += 1
             report.events += rows.events
             self.spool.remove(segment)
