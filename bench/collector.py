@@ -579,12 +579,11 @@ COMPONENTS: tuple[tuple[str, str, str], ...] = (
     ("Collector.flush (seal + write to the lake)", "ingest/collector.py", "flush"),
     ("  to_table", "ingest/to_arrow.py", "to_table"),
     ("  write_parts", "lake/parts.py", "write_parts"),
-    ("  _gzip_lines (raw bodies, zlib-ng)", "ingest/flush.py", "_gzip_lines"),
+    ("  compress (raw bodies, zstd)", "ingest/rawfiles.py", "compress"),
     ("  read_segment", "ingest/spool.py", "read_segment"),
     ("  Flusher._count (catalog)", "ingest/flush.py", "_count"),
-    ("asyncio loop (main thread: HTTP, uvicorn)", "base_events.py", "_run_once"),
-    ("  uvicorn h11 protocol (parse requests)", "h11_impl.py", "data_received"),
-    ("  events handler (ASGI, coroutine)", "ingest/intake.py", "events"),
+    ("httptools protocol (main thread: HTTP)", "httptools_impl.py", "data_received"),
+    ("events handler (main thread: ASGI, coroutine)", "ingest/intake.py", "events"),
 )
 
 

@@ -405,7 +405,7 @@ def print_end_to_end(e: dict[str, Any], manifest: synthetic.Manifest, batch_even
     )
     print(
         f"  wrote {e['parts']} Parquet parts, {_mb(e['events_bytes'])} under events/, "
-        f"{_mb(e['raw_bytes'])} of gzip bodies under raw/, {_mb(e['lake_bytes'])} lake total"
+        f"{_mb(e['raw_bytes'])} of zstd bodies under raw/, {_mb(e['lake_bytes'])} lake total"
     )
     if e["rejected_count"] or e["events"] != manifest.events:
         print(

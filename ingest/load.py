@@ -1,11 +1,11 @@
 """Batch ingest of recorded POST bodies into a lake (`raylake ingest`).
 
 Input files: `.json` (one JSON array of RayEvents, as Ray POSTs it), `.jsonl` (one
-array or one event object per line), each optionally `.gz`; directories are walked in
+array or one event object per line), each optionally `.gz` or `.zst`; directories are walked in
 name order. A file is the unit of acceptance: any error in it rejects the whole file,
 and nothing of it is written.
 
-Each accepted body is kept verbatim (gzip) under `raw/`, named by its SHA-256, and its
+Each accepted body is kept verbatim (zstd) under `raw/`, named by its SHA-256, and its
 rows are batched into Parquet parts whose names derive from the bodies they hold, so
 running the same ingest twice writes the same objects again and changes no answer.
 """
@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import gzip
 import hashlib
 import zlib
 from collections import Counter
@@ -24,6 +23,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
+from ingest import rawfiles
 from ingest.normalize import EventColumns, Taken, take
 from ingest.parse import BodyError
 from lake.catalog import refresh_session
@@ -33,8 +33,8 @@ from lake.store import Lake
 
 BATCH_EVENTS = 50_000  # about 40 MB of Parquet, and the memory bound of an ingest
 WRITER = "ingest"
-SUFFIXES = (".json", ".jsonl", ".json.gz", ".jsonl.gz")
-RAW_SUFFIXES = (".json.gz", ".jsonl.gz")
+SUFFIXES = (".json", ".jsonl", ".json.gz", ".jsonl.gz", ".json.zst", ".jsonl.zst")
+RAW_SUFFIXES = SUFFIXES[2:]  # lakes before zstd hold gzip
 
 
 @dataclass
@@ -70,10 +70,9 @@ def read_bodies(path: Path) -> list[bytes]:
 
 def bodies_of(name: str, data: bytes) -> list[bytes]:
     """The POST bodies in a file's bytes: `.json` holds one, `.jsonl` one per line (an
-    array) or one event per line; either may be gzipped."""
-    if name.endswith(".gz"):
-        data = gzip.decompress(data)
-    if not name.removesuffix(".gz").endswith(".jsonl"):
+    array) or one event per line; either may be compressed (`.gz`, `.zst`)."""
+    data = rawfiles.decompress(name, data)
+    if not rawfiles.strip(name).endswith(".jsonl"):
         return [data]
     bodies, events = [], []
     for line in data.splitlines():
@@ -226,8 +225,7 @@ def _accept(
     node = check_node(taken.emitter) if taken.emitter else "unknown"
     path = raw_path(cluster, taken.session, node, digest)
     if not lake.exists(path):
-        # Level 6: half the CPU of gzip's default 9 for 3% more bytes.
-        data = gzip.compress(body, compresslevel=6, mtime=0)
+        data = rawfiles.compress([body])
         lake.write_bytes(path, data)
         report.raw_bytes += len(data)
     batch.events += taken.events

@@ -2,8 +2,8 @@
 
     _lake.json
     _catalog/cluster=<ns>.<name>/session=<session>/node=<node_id>.json
-    raw/cluster=<ns>.<name>/session=<session>/node=<node_id>/<body sha256>.json.gz
-    raw/cluster=<ns>.<name>/session=<session>/node=<node_id>/seg-<node_id>-<n>.jsonl.gz
+    raw/cluster=<ns>.<name>/session=<session>/node=<node_id>/<body sha256>.json.zst
+    raw/cluster=<ns>.<name>/session=<session>/node=<node_id>/seg-<node_id>-<n>.jsonl.zst
     events/<table>/cluster=<ns>.<name>/session=<session>/date=<YYYY-MM-DD>/part-<writer>-<ingest>.parquet
     state/<entity>/cluster=<ns>.<name>/session=<session>/<version>.parquet
     state/_meta/cluster=<ns>.<name>/session=<session>.json
@@ -102,10 +102,10 @@ def catalog_path(cluster: ClusterKey, session: str, node_id: str) -> str:
 
 
 def raw_path(
-    cluster: ClusterKey, session: str, node_id: str, name: str, suffix: str = ".json.gz"
+    cluster: ClusterKey, session: str, node_id: str, name: str, suffix: str = ".json.zst"
 ) -> str:
-    """A raw object: one body (`.json.gz`) or a collector's bodies, one per line
-    (`.jsonl.gz`)."""
+    """A raw object: one body (`.json.zst`) or a collector's bodies, one per line
+    (`.jsonl.zst`); lakes written before zstd hold `.json.gz` and `.jsonl.gz`."""
     node = check_node(node_id)
     return f"{RAW}/{_partition(cluster, session)}/node={node}/{check_writer(name)}{suffix}"
 

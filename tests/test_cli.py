@@ -43,7 +43,7 @@ def sql(lake: Path, query: str, *options: str) -> subprocess.CompletedProcess[st
 
 def test_ingest_stores_events_logs_and_catalog(cli_lake: Path) -> None:
     assert (cli_lake / "_lake.json").exists()
-    assert list((cli_lake / "raw").rglob("*.json.gz"))
+    assert list((cli_lake / "raw").rglob("*.json.zst"))
     logs = cli_lake / f"logs/cluster=default.demo/session={SESSION}/node={HEAD_NODE}"
     assert (logs / "raylet.out").exists()
     catalog = raylake("catalog", "--lake", cli_lake)

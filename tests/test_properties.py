@@ -29,9 +29,11 @@ from typing import Any
 import msgspec
 import pyarrow as pa
 import pytest
+import zstandard
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from ingest import rawfiles
 from ingest.load import ingest_paths
 from ingest.normalize import EventColumns, normalize, take
 from ingest.parse import BodyError, parse_body
@@ -451,17 +453,26 @@ def event_answers(lake: Lake) -> tuple[dict[str, int], set[str]]:
         con.close()
 
 
+CODECS = ["", ".gz", ".zst"]  # the input files' compression suffixes
+
+
+def compressed(codec: str, data: bytes) -> bytes:
+    if codec == ".gz":
+        return gzip.compress(data, mtime=0)
+    return zstandard.ZstdCompressor().compress(data) if codec == ".zst" else data
+
+
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     data=st.data(),
     # Half of them found late, once the rejected file's events were already seen.
     corrupted=st.one_of(corrupted_bodies(), corrupted_bodies(late=True)),
     jsonl=st.booleans(),
-    gz=st.booleans(),
+    codec=st.sampled_from(CODECS),
     bad_first=st.booleans(),
 )
 def test_a_rejected_file_writes_nothing(
-    data: st.DataObject, corrupted: Corrupted, jsonl: bool, gz: bool, bad_first: bool
+    data: st.DataObject, corrupted: Corrupted, jsonl: bool, codec: str, bad_first: bool
 ) -> None:
     # A valid copy of the corrupted event, seen first, hides the corruption: a known bug
     # (test_a_corrupted_repeat_of_a_seen_event_is_rejected), kept out of this property.
@@ -494,9 +505,9 @@ def test_a_rejected_file_writes_nothing(
     with scratch() as tmp:
         inbox = tmp / "inbox"
         inbox.mkdir()
-        suffix = (".jsonl" if jsonl else ".json") + (".gz" if gz else "")
+        suffix = (".jsonl" if jsonl else ".json") + codec
         bad_path = inbox / f"{'a' if bad_first else 'c'}-bad{suffix}"
-        bad_path.write_bytes(gzip.compress(bad_data) if gz else bad_data)
+        bad_path.write_bytes(compressed(codec, bad_data))
         (inbox / "b-good.json").write_bytes(good_body)
         lake = Lake(str(tmp / "lake"), create=True)
 
@@ -512,7 +523,7 @@ def test_a_rejected_file_writes_nothing(
         assert ids == {event_hex(e) for e in good_events}
         raw = list(lake.list_files("raw"))
         assert len(raw) == 1
-        assert gzip.decompress(lake.read_bytes(raw[0])) == good_body
+        assert rawfiles.decompress(raw[0], lake.read_bytes(raw[0])) == good_body
 
 
 # --- 3. ingesting twice equals ingesting once; batching does not matter ----------------
@@ -524,7 +535,7 @@ class InputFile:
 
     bodies: list[list[int]]
     kind: str  # "json" (one body), "jsonl" (one body a line), "events" (one event a line)
-    gz: bool
+    codec: str  # a compression suffix, or ""
     snake: bool
     flip: frozenset[str]
 
@@ -540,7 +551,7 @@ class InputFile:
         else:
             suffix = ".jsonl"
             data = b"\n".join(json.dumps(e).encode() for b in encoded for e in b)
-        return (suffix + ".gz", gzip.compress(data, mtime=0)) if self.gz else (suffix, data)
+        return suffix + self.codec, compressed(self.codec, data)
 
 
 @st.composite
@@ -555,7 +566,7 @@ def input_file(
     return InputFile(
         bodies=bodies,
         kind=kind,
-        gz=draw(st.booleans()),
+        codec=draw(st.sampled_from(CODECS)),
         snake=draw(st.booleans()) if snake is None else snake,
         flip=draw(st.frozensets(st.sampled_from(INT_KEYS))),
     )
