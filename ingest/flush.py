@@ -168,15 +168,7 @@ class Flusher:
         return report
 
     def _write(self, segment: Segment, rows: SegmentRows) -> int:
-        bodies = read_segment(segment.path)
-        by_session: dict[str, list[bytes]] = defaultdict(list)
-        for session, body in zip(rows.sessions, bodies, strict=True):
-            if session:
-                by_session[session].append(body)
-        name = f"seg-{self.node_id}-{segment.name}"
-        for session, session_bodies in by_session.items():
-            path = raw_path(self.cluster, session, self.node_id, name, ".jsonl.zst")
-            self.lake.write_bytes(path, rawfiles.compress(_lines(session_bodies)))
+        self._write_raw(segment, rows.sessions)  # its bodies leave memory before the tables
         ingest_id = segment.name
         parts = 0
         summaries: dict[str, list[dict[str, Any]]] = {}
@@ -194,6 +186,17 @@ class Flusher:
             summaries[table] = _summary(data)
         self._count(segment.name, summaries)
         return parts
+
+    def _write_raw(self, segment: Segment, sessions: list[str]) -> None:
+        """The segment's bodies, one raw object per session (`sessions`: each body's)."""
+        by_session: dict[str, list[bytes]] = defaultdict(list)
+        for session, body in zip(sessions, read_segment(segment.path), strict=True):
+            if session:
+                by_session[session].append(body)
+        name = f"seg-{self.node_id}-{segment.name}"
+        for session, bodies in by_session.items():
+            path = raw_path(self.cluster, session, self.node_id, name, ".jsonl.zst")
+            self.lake.write_bytes(path, rawfiles.compress(_lines(bodies)))
 
     def _count(self, segment: str, summaries: dict[str, list[dict[str, Any]]]) -> None:
         """Add a segment's events to the node's catalog entries, once per segment."""
