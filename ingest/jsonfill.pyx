@@ -132,6 +132,14 @@ DIRECT_FIELDS = {
     FLOAT: W_FLOAT,
 }
 SCALARS = (W_STR, W_BYTES, W_BOOL, W_FLOAT, W_INT, W_UINT)
+# The wire types whose kind is their type alone (ints have bounds to check).
+PLAIN_KINDS = {
+    msgspec.inspect.StrType: W_STR,
+    msgspec.inspect.BytesType: W_BYTES,
+    msgspec.inspect.BoolType: W_BOOL,
+    msgspec.inspect.FloatType: W_FLOAT,
+    msgspec.inspect.RawType: W_RAW,
+}
 
 # Unknown fields and raw JSON may nest this deep: msgspec recurses, and gives up near
 # Python's recursion limit with a RecursionError rather than a validation error.
@@ -410,16 +418,8 @@ cdef class Wire:
                 entry[0] = W_UINT if bounds == (0, None) else W_INT
             elif constraints or getattr(info, "ge", None) is not None or getattr(info, "le", None) is not None:
                 raise TypeError(f"unsupported constraints {info}")
-            elif isinstance(info, msgspec.inspect.StrType):
-                entry[0] = W_STR
-            elif isinstance(info, msgspec.inspect.BytesType):
-                entry[0] = W_BYTES
-            elif isinstance(info, msgspec.inspect.BoolType):
-                entry[0] = W_BOOL
-            elif isinstance(info, msgspec.inspect.FloatType):
-                entry[0] = W_FLOAT
-            elif isinstance(info, msgspec.inspect.RawType):
-                entry[0] = W_RAW
+            elif type(info) in PLAIN_KINDS:
+                entry[0] = PLAIN_KINDS[type(info)]
             elif isinstance(info, msgspec.inspect.StructType):
                 entry[0] = W_STRUCT
                 entry[2] = shape(info)

@@ -453,22 +453,22 @@ def first_of(event_type: str) -> dict[str, Any]:
 Mutation = Callable[[dict[str, Any]], Any]
 
 
-def lifecycle(change: Mutation) -> Callable[[], dict[str, Any]]:
-    def make() -> dict[str, Any]:
-        found = first_of("TASK_LIFECYCLE_EVENT")
-        change(found)
-        return found
+def changed(event_type: str) -> Callable[[Mutation], Callable[[], dict[str, Any]]]:
+    """Makers of the first event of a type, with a change applied to it."""
 
-    return make
+    def with_change(change: Mutation) -> Callable[[], dict[str, Any]]:
+        def make() -> dict[str, Any]:
+            found = first_of(event_type)
+            change(found)
+            return found
+
+        return make
+
+    return with_change
 
 
-def definition(change: Mutation) -> Callable[[], dict[str, Any]]:
-    def make() -> dict[str, Any]:
-        found = first_of("TASK_DEFINITION_EVENT")
-        change(found)
-        return found
-
-    return make
+lifecycle = changed("TASK_LIFECYCLE_EVENT")
+definition = changed("TASK_DEFINITION_EVENT")
 
 
 def worker(change: Mutation) -> Callable[[], dict[str, Any]]:
