@@ -542,7 +542,7 @@ cdef Table plan_table(Wire wire, str event_type, TableBuilder builder):
     path cannot follow (rows made by Python code, a path through something other than
     optional structs, a field of another kind than the column's)."""
     cdef Table table = Table()
-    cdef int payload_field, shape, field = -1
+    cdef int payload_field, shape, field
     cdef list plans = [], paths = [], steps = []
     if builder.payload is None or builder.rows_of is not None:
         raise TypeError(f"{event_type}: its rows are made by Python code")
@@ -556,15 +556,8 @@ cdef Table plan_table(Wire wire, str event_type, TableBuilder builder):
     row_shape = -1
     if builder.rows_path is not None:
         table.rows_first = len(steps)
-        shape = payload_shape
-        for name in builder.rows_path:
-            if shape < 0:
-                raise TypeError(f"{event_type}: rows {builder.rows_path} are not in structs")
-            if field >= 0 and not wire.nodes[wire.fields[field].node].nullable:
-                raise TypeError(f"{event_type}: rows {builder.rows_path} under a struct default")
-            field = wire.field_of(shape, name)
-            steps.append(field - wire.shapes[shape].first)
-            shape = wire.nodes[wire.fields[field].node].shape
+        field = walk_fields(wire, payload_shape, builder.rows_path, steps, f"{event_type} rows")
+        shape = wire.nodes[wire.fields[field].node].shape  # a list's: its items'
         if wire.nodes[wire.fields[field].node].kind != W_LIST or shape < 0:
             raise TypeError(f"{event_type}: rows {builder.rows_path} are not a list of structs")
         table.rows_count = len(builder.rows_path)
@@ -591,28 +584,35 @@ cdef Table plan_table(Wire wire, str event_type, TableBuilder builder):
     return table
 
 
+cdef int walk_fields(Wire wire, int shape, tuple path, list steps, str what) except -2:
+    """The last field of `path` (names of fields from struct `shape` on), each step's
+    place in its struct appended to `steps`. TypeError: a step that is not into a struct,
+    or through a struct that has a default (it would be absent, not null)."""
+    cdef int field = -1
+    cdef Node node
+    for name in path:
+        if shape < 0:
+            raise TypeError(f"{what}: {path} is not a path through structs")
+        if field >= 0 and not wire.nodes[wire.fields[field].node].nullable:
+            raise TypeError(f"{what}: {path} goes through a struct default")
+        field = wire.field_of(shape, name)
+        steps.append(field - wire.shapes[shape].first)
+        node = wire.nodes[wire.fields[field].node]
+        shape = node.shape if node.kind == W_STRUCT else -1
+    return field
+
+
 cdef tuple plan_column(Wire wire, Column column, int root_shape, list paths, list steps):
     """(mode, root, first path, path count) of a column; its paths are appended to
     `paths` as (first step, step count, last field), their steps to `steps`."""
-    cdef int shape, field = -1, mode
+    cdef int field, mode
     cdef int first_path = len(paths)
-    cdef Node node
     if not column.paths:
         return (M_CONSTANT, column.root, first_path, 0)
     mode = M_PYTHON if column.convert is not None or column.kind == K_OBJ else M_DIRECT
     for path in column.paths:
-        shape = root_shape
         first_step = len(steps)
-        field = -1
-        for name in path:
-            if shape < 0:
-                raise TypeError(f"{column.name}: {path} is not a path through structs")
-            if field >= 0 and not wire.nodes[wire.fields[field].node].nullable:
-                raise TypeError(f"{column.name}: {path} goes through a struct default")
-            field = wire.field_of(shape, name)
-            steps.append(field - wire.shapes[shape].first)
-            node = wire.nodes[wire.fields[field].node]
-            shape = node.shape if node.kind == W_STRUCT else -1
+        field = walk_fields(wire, root_shape, path, steps, column.name)
         leaf = wire.nodes[wire.fields[field].node].kind
         paths.append((first_step, len(path), field, absent(wire, column, field), leaf == W_RAW))
         if mode == M_DIRECT and leaf != DIRECT_FIELDS[column.kind]:
