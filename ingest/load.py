@@ -1,9 +1,9 @@
 """Batch ingest of recorded POST bodies into a lake (`raylake ingest`).
 
 Input files: `.json` (one JSON array of RayEvents, as Ray POSTs it), `.jsonl` (one
-array or one event object per line), each optionally `.gz` or `.zst`; directories are walked in
-name order. A file is the unit of acceptance: any error in it rejects the whole file,
-and nothing of it is written.
+array or one event object per line), each optionally `.gz` or `.zst`; directories are
+walked in name order. A file is the unit of acceptance: any error in it rejects the
+whole file, and nothing of it is written.
 
 Each accepted body is kept verbatim (zstd) under `raw/`, named by its SHA-256, and its
 rows are batched into Parquet parts whose names derive from the bodies they hold, so
