@@ -73,6 +73,16 @@ class Metrics:
         self.upload_errors = MetricCounter(
             "raylake_upload_errors", "Failed attempts to write to the lake", registry=r
         )
+        self.intake_wait = Histogram(
+            "raylake_intake_wait_seconds",
+            "Time a POST waited for the flusher to catch up before it was taken",
+            registry=r,
+        )
+        self.reparsed = MetricCounter(
+            "raylake_segments_reparsed",
+            "Segments parsed again from the spool at their flush (their rows not held)",
+            registry=r,
+        )
         self.log_bytes = MetricCounter(
             "raylake_log_bytes_shipped", "Log bytes shipped to the lake", registry=r
         )
@@ -169,6 +179,13 @@ class Collector:
             self.metrics.accepted.labels(event_type).inc(count)
         self.metrics.spool_bytes.set(self.spool.size)
         return taken.events
+
+    def flusher_behind(self) -> bool:
+        """The rows held for the flush are at their bound while the flusher writes: a
+        body taken now would only be checked, and parsed again from disk at its flush.
+        Intake may wait a moment instead. Not while the lake fails: then the spool
+        takes what comes, up to its cap."""
+        return self._held_events >= self._held_cap and self._backoff == 0 and not self.draining
 
     # -- flushing -------------------------------------------------------------------
 
@@ -284,7 +301,10 @@ class Collector:
         Raises when the lake cannot be written (the segments stay in the spool)."""
         with self._lock:
             self.spool.seal()
-            sealed = {segment.name for segment in self.spool.sealed()}
+            # These segments only: one sealed while they are written keeps its rows
+            # for the next flush.
+            segments = self.spool.sealed()
+            sealed = {segment.name for segment in segments}
             taken = {name: self._pending.pop(name) for name in sealed & self._pending.keys()}
             self._held_events -= sum(rows.events for rows in taken.values())
         started = time.monotonic()
@@ -293,7 +313,7 @@ class Collector:
             for name, rows in taken.items():
                 if rows.complete:  # else the flusher parses the segment from disk
                     flusher.pending[name] = rows
-            report = flusher.write_sealed()
+            report = flusher.write_sealed(segments)
         except Exception as exc:  # whatever the store raised: retry later
             self.metrics.upload_errors.inc()
             if self._flusher is not None:
@@ -304,6 +324,7 @@ class Collector:
             self.metrics.spool_bytes.set(self.spool.size)
         self.metrics.flush_seconds.observe(time.monotonic() - started)
         self.metrics.flushed.inc(report.events)
+        self.metrics.reparsed.inc(report.reparsed)
         return report.events
 
     def flush_due(self, now: float) -> bool:

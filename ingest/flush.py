@@ -82,6 +82,7 @@ class FlushReport:
     segments: int = 0
     events: int = 0
     parts: int = 0
+    reparsed: int = 0  # segments whose rows were not held: parsed again from disk
 
 
 def rows_from_disk(segment: Segment, written: set[bytes]) -> SegmentRows:
@@ -149,16 +150,17 @@ class Flusher:
         self.written = written
         self.entries: set[tuple[str, str]] = set()  # (session, node) catalog entries kept
 
-    def write_sealed(self) -> FlushReport:
-        """Write every sealed segment, oldest first, removing each from the spool once
-        it is in the lake. Stops at the first failure: the rest stay on disk."""
+    def write_sealed(self, segments: list[Segment]) -> FlushReport:
+        """Write sealed `segments`, oldest first, removing each from the spool once it
+        is in the lake. Stops at the first failure: the rest stay on disk."""
         report = FlushReport()
-        for segment in self.spool.sealed():
+        for segment in segments:
             # The rows leave memory as they are written: after a failure, the segment is
             # read from disk again.
             rows = self.pending.pop(segment.name, None)
             if rows is None:
                 rows = rows_from_disk(segment, self.written.ids)
+                report.reparsed += 1
             report.parts += self._write(segment, rows)
             for batch in rows.batches:
                 self.written.remember(batch)

@@ -1,0 +1,179 @@
+"""Intake beside the flusher: a POST that arrives while the flusher is behind waits for
+it, a moment at most; a segment sealed while others are written keeps its rows.
+
+In-process: the collector and its ASGI app, called over httpx's ASGI transport, so the
+test decides when the flusher runs. Bodies are the Ray 2.60 capture's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from ingest import intake
+from ingest.collector import Collector
+from ingest.intake import create_app
+from ingest.parse import parse_body
+from ingest.settings import add_arguments, config_from
+from lake.store import Lake
+
+from conftest import POSTS
+
+BODIES = [path.read_bytes() for path in sorted(POSTS.glob("*/post_*.json"))]
+FLUSH_EVENTS = 100
+
+
+def events(bodies: list[bytes]) -> int:
+    return sum(len(parse_body(body).events) for body in bodies)
+
+
+@contextlib.contextmanager
+def collector(lake: Path, spool: Path) -> Iterator[Collector]:
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    args = parser.parse_args(
+        ["--lake", str(lake), "--cluster", "demo", "--role", "worker", "--spool", str(spool),
+         "--ray-root", str(spool / "no-ray"), "--flush-events", str(FLUSH_EVENTS)]
+    )  # fmt: skip
+    made = Collector(config_from(args))
+    try:
+        yield made
+    finally:
+        made.spool.close()
+
+
+@contextlib.contextmanager
+def flusher(c: Collector) -> Iterator[None]:
+    """A flusher thread as `raylake collect` runs one: it flushes when asked."""
+    stop = threading.Event()
+
+    def loop() -> None:
+        while not stop.is_set():
+            if c.flush_wanted.wait(0.05):
+                c.flush_wanted.clear()
+                c.flush()
+
+    thread = threading.Thread(target=loop)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
+@contextlib.asynccontextmanager
+async def client_of(c: Collector) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=create_app(c))
+    async with httpx.AsyncClient(transport=transport, base_url="http://collector") as client:
+        yield client
+
+
+async def post(client: httpx.AsyncClient, body: bytes) -> float:
+    """POST a body; the seconds it took to be answered 200."""
+    started = time.monotonic()
+    answer = await client.post("/v1/events", content=body)
+    assert answer.status_code == 200, answer.text
+    return time.monotonic() - started
+
+
+async def fill(c: Collector, client: httpx.AsyncClient) -> int:
+    """POST bodies until the flusher is behind; how many were sent."""
+    sent = 0
+    while not c.flusher_behind():
+        await post(client, BODIES[sent])
+        sent += 1
+    return sent
+
+
+def sample(c: Collector, name: str) -> float:
+    return c.metrics.registry.get_sample_value(name) or 0.0
+
+
+def test_a_post_waits_for_the_flusher_and_its_rows_are_held(tmp_path: Path) -> None:
+    async def scenario(c: Collector) -> None:
+        async with client_of(c) as client:
+            sent = await fill(c, client)
+            waiting = asyncio.create_task(post(client, BODIES[sent]))
+            await asyncio.sleep(0.3)
+            assert not waiting.done()  # held back while the flusher is behind
+            with flusher(c):
+                assert await asyncio.wait_for(waiting, intake.ROOM_WAIT_SECONDS) < 1.0
+                for body in BODIES[sent + 1 :]:
+                    await post(client, body)
+
+    with collector(tmp_path / "lake", tmp_path / "spool") as c:
+        asyncio.run(scenario(c))
+        c.flush()
+        assert sample(c, "raylake_events_flushed_total") == events(BODIES)
+        assert sample(c, "raylake_segments_reparsed_total") == 0  # every body parsed once
+        assert sample(c, "raylake_intake_wait_seconds_count") >= 1
+
+
+def test_a_flusher_that_does_not_come_delays_a_post_a_moment_only(tmp_path: Path) -> None:
+    async def scenario(c: Collector) -> tuple[int, float]:
+        async with client_of(c) as client:
+            sent = await fill(c, client)
+            return sent + 1, await post(client, BODIES[sent])
+
+    with collector(tmp_path / "lake", tmp_path / "spool") as c:
+        sent, waited = asyncio.run(scenario(c))
+        assert intake.ROOM_WAIT_SECONDS <= waited < intake.ROOM_WAIT_SECONDS + 1.0
+        c.flush()  # the body taken after the wait is read back from the spool
+        assert sample(c, "raylake_segments_reparsed_total") == 1
+        assert sample(c, "raylake_events_flushed_total") == events(BODIES[:sent])
+
+
+def test_while_the_lake_fails_nothing_waits(tmp_path: Path) -> None:
+    async def scenario(c: Collector) -> list[float]:
+        async with client_of(c) as client:
+            await fill(c, client)
+            assert not c.flush_due(time.monotonic())  # the lake cannot be written
+            return [await post(client, body) for body in BODIES[-5:]]
+
+    not_a_directory = tmp_path / "lake"
+    not_a_directory.write_text("a file where the lake should be")
+    with collector(not_a_directory, tmp_path / "spool") as c:
+        assert max(asyncio.run(scenario(c))) < intake.ROOM_WAIT_SECONDS / 2
+        assert sample(c, "raylake_intake_wait_seconds_count") == 0
+
+
+def test_a_segment_sealed_during_a_flush_keeps_its_rows_for_the_next(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    writing, go_on = threading.Event(), threading.Event()
+    write_bytes = Lake.write_bytes
+
+    def slow_write(lake: Lake, path: str, data: bytes) -> None:
+        writing.set()
+        go_on.wait()
+        write_bytes(lake, path, data)
+
+    async def scenario(c: Collector) -> None:
+        async with client_of(c) as client:
+            sent = await fill(c, client)
+            flushing = threading.Thread(target=c.flush)
+            flushing.start()
+            assert await asyncio.to_thread(writing.wait, 10)
+            # The flush holds the first segment; a second is sealed meanwhile.
+            while not c.flusher_behind():
+                await post(client, BODIES[sent])
+                sent += 1
+            go_on.set()
+            await asyncio.to_thread(flushing.join)
+            assert c.flusher_behind()  # the second segment's rows still wait for a flush
+
+    monkeypatch.setattr(Lake, "write_bytes", slow_write)
+    with collector(tmp_path / "lake", tmp_path / "spool") as c:
+        asyncio.run(scenario(c))
+        c.flush()
+        assert not c.flusher_behind()
+        assert sample(c, "raylake_segments_reparsed_total") == 0
