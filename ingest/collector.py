@@ -166,7 +166,7 @@ class Collector:
                 if not keep:
                     self._checked.rollback(mark)
             if keep:
-                segment.add(taken)
+                segment.add(taken, body)
                 self._held_events += taken.events
             else:
                 segment.complete = False

@@ -6,16 +6,15 @@ Writing a segment again (after a crash, or an upload that failed half way) rewri
 the same objects with the same bytes, so every acknowledged event lands exactly once.
 The node's catalog entry records the last segment it counted, so counts never double.
 
-Rows come from the intake, which already parsed them; a segment left by an earlier
-run, or whose rows were dropped after a failed upload, is parsed again from disk.
+Rows and raw objects come from the intake, which parsed each body and compressed it as
+it came; a segment left by an earlier run, or whose rows were dropped after a failed
+upload, is parsed and compressed again from disk, the same way (the same bytes).
 """
 
 from __future__ import annotations
 
 from collections import defaultdict, deque
-from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -58,20 +57,26 @@ class RecentIds:
 
 @dataclass
 class SegmentRows:
-    """The rows of one segment's bodies (`take` fills `columns`), and the session of
-    each body."""
+    """The rows of one segment's bodies (`take` fills `columns`), and the bodies
+    themselves, compressed as they come, one raw object per session."""
 
     columns: EventColumns = field(default_factory=EventColumns)
-    sessions: list[str] = field(default_factory=list)
+    raw: dict[str, rawfiles.Frame] = field(default_factory=dict)  # by session
     events: int = 0
     batches: list[set[bytes]] = field(default_factory=list)  # the events, body by body
     spooled: int = 0  # events of the segment, held here or not
     complete: bool = True  # False: some bodies' rows were not kept; read the disk
     emitter: str = ""  # the first emitting node the events name (hex)
 
-    def add(self, taken: Taken) -> None:
-        """Count a body whose rows `take` added to `columns`."""
-        self.sessions.append(taken.session)
+    def add(self, taken: Taken, body: bytes) -> None:
+        """Count a body whose rows `take` added to `columns`, and keep the body, on one
+        line, in its session's raw object (a body without events has none)."""
+        if taken.session:
+            frame = self.raw.get(taken.session)
+            if frame is None:
+                frame = self.raw[taken.session] = rawfiles.Frame()
+            frame.add(_one_line(body))
+            frame.add(b"\n")
         self.events += taken.events
         self.batches.append(taken.new_ids)
         self.emitter = self.emitter or taken.emitter
@@ -92,33 +97,39 @@ def rows_from_disk(segment: Segment, written: set[bytes]) -> SegmentRows:
     found = SegmentRows()
     try:
         for body in read_segment(segment.path):
-            found.add(take(body, written, found.columns))
+            found.add(take(body, written, found.columns), body)
     finally:
         for batch in found.batches:
             written -= batch
     return found
 
 
-def _summary(data: pa.Table) -> list[dict[str, Any]]:
-    """Per session of a table's rows: its events (their first rows), their first and
-    last time (ns; an event's rows share its time). No row is copied to filter them."""
-    times = pa.table(
-        {
-            "session": data["session"],
-            "ns": pc.cast(data["event_time"], pa.int64()),
-            "event": pc.cast(pc.equal(data["seq"], pa.scalar(0, pa.int32())), pa.int64()),
-        }
-    )
-    # Without threads: a segment's rows are too few to share out (40% less CPU).
-    by_session = times.group_by("session", use_threads=False)
-    return by_session.aggregate([("event", "sum"), ("ns", "min"), ("ns", "max")]).to_pylist()
+@dataclass(frozen=True)
+class Summary:
+    """A table's events in one session, and their first and last time (ns; an event's
+    rows share its time)."""
+
+    events: int
+    first: int
+    last: int
 
 
-def _lines(bodies: list[bytes]) -> Iterator[bytes]:
-    """The bodies one per line, for the compressor to take piece by piece."""
-    for body in bodies:
-        yield _one_line(body)
-        yield b"\n"
+def _summary(data: pa.Table) -> dict[str, Summary]:
+    """Per session of a table's rows (usually one: no filter, no grouping)."""
+    sessions = [str(session) for session in pc.unique(data["session"]).to_pylist()]
+    summaries = {}
+    for session in sessions:
+        rows = data
+        if len(sessions) > 1:
+            rows = data.filter(pc.equal(data["session"], pa.scalar(session)))
+        first_rows = pc.equal(rows["seq"], pa.scalar(0, pa.int32()))  # an event's first row
+        ns = pc.cast(rows["event_time"], pa.int64())
+        summaries[session] = Summary(
+            events=int(pc.sum(pc.cast(first_rows, pa.int64())).as_py() or 0),
+            first=int(pc.min(ns).as_py()),
+            last=int(pc.max(ns).as_py()),
+        )
+    return summaries
 
 
 def _one_line(body: bytes) -> bytes:
@@ -170,10 +181,10 @@ class Flusher:
         return report
 
     def _write(self, segment: Segment, rows: SegmentRows) -> int:
-        self._write_raw(segment, rows.sessions)  # its bodies leave memory before the tables
+        self._write_raw(segment, rows.raw)
         ingest_id = segment.name
         parts = 0
-        summaries: dict[str, list[dict[str, Any]]] = {}
+        summaries: dict[str, dict[str, Summary]] = {}
         for table, data in rows.columns.tables(ingest_id):
             written = write_parts(
                 self.lake,
@@ -189,28 +200,23 @@ class Flusher:
         self._count(segment.name, summaries)
         return parts
 
-    def _write_raw(self, segment: Segment, sessions: list[str]) -> None:
-        """The segment's bodies, one raw object per session (`sessions`: each body's)."""
-        by_session: dict[str, list[bytes]] = defaultdict(list)
-        for session, body in zip(sessions, read_segment(segment.path), strict=True):
-            if session:
-                by_session[session].append(body)
+    def _write_raw(self, segment: Segment, raw: dict[str, rawfiles.Frame]) -> None:
+        """The segment's bodies, one raw object per session."""
         name = f"seg-{self.node_id}-{segment.name}"
-        for session, bodies in by_session.items():
+        for session, frame in raw.items():
             path = raw_path(self.cluster, session, self.node_id, name, ".jsonl.zst")
-            self.lake.write_bytes(path, rawfiles.compress(_lines(bodies)))
+            self.lake.write_bytes(path, frame.finish())
 
-    def _count(self, segment: str, summaries: dict[str, list[dict[str, Any]]]) -> None:
+    def _count(self, segment: str, summaries: dict[str, dict[str, Summary]]) -> None:
         """Add a segment's events to the node's catalog entries, once per segment."""
         counts: dict[str, dict[str, int]] = defaultdict(dict)
         first: dict[str, int] = {}
         last: dict[str, int] = {}
-        for table, summary in summaries.items():
-            for row in summary:
-                session = str(row["session"])
-                counts[session][table] = row["event_sum"]
-                first[session] = min(first.get(session, row["ns_min"]), row["ns_min"])
-                last[session] = max(last.get(session, row["ns_max"]), row["ns_max"])
+        for table, by_session in summaries.items():
+            for session, summary in by_session.items():
+                counts[session][table] = summary.events
+                first[session] = min(first.get(session, summary.first), summary.first)
+                last[session] = max(last.get(session, summary.last), summary.last)
         for session, session_counts in counts.items():
             low, high = time_text(first[session]), time_text(last[session])
 

@@ -16,12 +16,27 @@ import zstandard
 LEVEL = 1
 
 
+class Frame:
+    """One zstd frame, compressed as its pieces come (no joined copy, no second pass)."""
+
+    def __init__(self) -> None:
+        self._compressor = zstandard.ZstdCompressor(level=LEVEL).compressobj()
+        self._out: list[bytes] = []
+
+    def add(self, chunk: bytes) -> None:
+        self._out.append(self._compressor.compress(chunk))
+
+    def finish(self) -> bytes:
+        self._out.append(self._compressor.flush())
+        return b"".join(self._out)
+
+
 def compress(chunks: Iterable[bytes]) -> bytes:
-    """One zstd frame of the chunks, fed one at a time (no joined copy)."""
-    compressor = zstandard.ZstdCompressor(level=LEVEL).compressobj()
-    out = [compressor.compress(chunk) for chunk in chunks]
-    out.append(compressor.flush())
-    return b"".join(out)
+    """One zstd frame of the chunks, fed one at a time."""
+    frame = Frame()
+    for chunk in chunks:
+        frame.add(chunk)
+    return frame.finish()
 
 
 def decompress(name: str, data: bytes) -> bytes:

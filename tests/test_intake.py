@@ -1,5 +1,6 @@
 """Intake beside the flusher: a POST that arrives while the flusher is behind waits for
-it, a moment at most; a segment sealed while others are written keeps its rows.
+it, a moment at most; a segment sealed while others are written keeps its rows; the
+raw object compressed at intake is the one a segment read back from disk makes.
 
 In-process: the collector and its ASGI app, called over httpx's ASGI transport, so the
 test decides when the flusher runs. Bodies are the Ray 2.60 capture's.
@@ -20,9 +21,11 @@ import pytest
 
 from ingest import intake
 from ingest.collector import Collector
+from ingest.flush import rows_from_disk
 from ingest.intake import create_app
 from ingest.parse import parse_body
 from ingest.settings import add_arguments, config_from
+from ingest.spool import Segment
 from lake.store import Lake
 
 from conftest import POSTS
@@ -177,3 +180,16 @@ def test_a_segment_sealed_during_a_flush_keeps_its_rows_for_the_next(
         c.flush()
         assert not c.flusher_behind()
         assert sample(c, "raylake_segments_reparsed_total") == 0
+
+
+def test_a_segment_read_back_from_disk_makes_the_same_raw_object(tmp_path: Path) -> None:
+    with collector(tmp_path / "lake", tmp_path / "spool") as c:
+        for body in BODIES[:3]:  # compressed as they are taken
+            c.accept(body)
+        c.flush()
+        (done,) = c.spool.done()
+    lake = Lake(str(tmp_path / "lake"))
+    (raw,) = lake.list_files("raw", ".jsonl.zst")
+    again = rows_from_disk(Segment(0, 0, done), set())
+    (frame,) = again.raw.values()
+    assert frame.finish() == lake.read_bytes(raw)
