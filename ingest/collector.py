@@ -41,6 +41,10 @@ from lake.store import Lake
 log = logging.getLogger("raylake.collector")
 
 MAX_BACKOFF = 60.0
+# A segment is sealed at --flush-events or at this many bytes of bodies, whichever comes
+# first: the rows held for the flush (about twice their JSON) stay bounded however large
+# the events are.
+SEGMENT_BYTES = 32 * 1024 * 1024
 
 
 class CollectorUnavailable(Exception):
@@ -98,10 +102,10 @@ class Collector:
         self.flush_wanted = threading.Event()
         self._lock = threading.Lock()  # intake and sealing: a segment's rows stay whole
         self._pending: dict[str, SegmentRows] = {}  # by segment name
-        self._held_events = 0  # rows kept in memory for segments not yet written
-        # Rows held for one --flush-events at most (the sidecar's 256 MiB); past it, the
-        # flusher reads the segments from disk.
-        self._held_cap = config.flush_events
+        # Rows kept in memory for segments not yet written: one segment's worth at most
+        # (the sidecar's 256 MiB); past it, the flusher reads the segments from disk.
+        self._held_events = 0
+        self._held_bytes = 0  # of their bodies
         self._checked = EventColumns()  # where a body not kept is checked
         self._recent = RecentIds()  # taken lately: a retry of them is not kept twice
         self._written = RecentIds()  # in the lake lately: a segment read again leaves them out
@@ -145,7 +149,7 @@ class Collector:
             segment = self._pending[name]
             # Rows are kept for the flush up to a bound; past it (the lake is behind) the
             # body is only checked, and the flusher parses the segment from disk.
-            keep = segment.complete and self._held_events < self._held_cap
+            keep = segment.complete and not self._holding_a_segment()
             columns = segment.columns if keep else self._checked
             mark = columns.mark()
             try:
@@ -168,11 +172,16 @@ class Collector:
             if keep:
                 segment.add(taken, body)
                 self._held_events += taken.events
+                self._held_bytes += len(body)
             else:
                 segment.complete = False
             segment.spooled += taken.events
+            segment.spooled_bytes += len(body)
             self._recent.hold(taken.new_ids)  # `take` put them in `_recent.ids`
-            if segment.spooled >= self.config.flush_events:
+            if (
+                segment.spooled >= self.config.flush_events
+                or segment.spooled_bytes >= SEGMENT_BYTES
+            ):
                 self.spool.seal()  # a segment of a good size for the lake
                 self.flush_wanted.set()
         for event_type, count in taken.types.items():
@@ -185,7 +194,11 @@ class Collector:
         body taken now would only be checked, and parsed again from disk at its flush.
         Intake may wait a moment instead. Not while the lake fails: then the spool
         takes what comes, up to its cap."""
-        return self._held_events >= self._held_cap and self._backoff == 0 and not self.draining
+        return self._holding_a_segment() and self._backoff == 0 and not self.draining
+
+    def _holding_a_segment(self) -> bool:
+        full = self._held_events >= self.config.flush_events
+        return full or self._held_bytes >= SEGMENT_BYTES
 
     # -- flushing -------------------------------------------------------------------
 
@@ -307,6 +320,7 @@ class Collector:
             sealed = {segment.name for segment in segments}
             taken = {name: self._pending.pop(name) for name in sealed & self._pending.keys()}
             self._held_events -= sum(rows.events for rows in taken.values())
+            self._held_bytes -= sum(rows.body_bytes for rows in taken.values())
         started = time.monotonic()
         try:
             flusher = self._get_flusher(list(taken.values()))

@@ -63,8 +63,10 @@ class SegmentRows:
     columns: EventColumns = field(default_factory=EventColumns)
     raw: dict[str, rawfiles.Frame] = field(default_factory=dict)  # by session
     events: int = 0
+    body_bytes: int = 0
     batches: list[set[bytes]] = field(default_factory=list)  # the events, body by body
     spooled: int = 0  # events of the segment, held here or not
+    spooled_bytes: int = 0  # bytes of its bodies, held here or not
     complete: bool = True  # False: some bodies' rows were not kept; read the disk
     emitter: str = ""  # the first emitting node the events name (hex)
 
@@ -78,6 +80,7 @@ class SegmentRows:
             frame.add(_one_line(body))
             frame.add(b"\n")
         self.events += taken.events
+        self.body_bytes += len(body)
         self.batches.append(taken.new_ids)
         self.emitter = self.emitter or taken.emitter
 

@@ -1,6 +1,7 @@
 """Intake beside the flusher: a POST that arrives while the flusher is behind waits for
 it, a moment at most; a segment sealed while others are written keeps its rows; the
-raw object compressed at intake is the one a segment read back from disk makes.
+raw object compressed at intake is the one a segment read back from disk makes; a
+segment is sealed at its bytes as well as at its events.
 
 In-process: the collector and its ASGI app, called over httpx's ASGI transport, so the
 test decides when the flusher runs. Bodies are the Ray 2.60 capture's.
@@ -19,6 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from ingest import collector as collector_module
 from ingest import intake
 from ingest.collector import Collector
 from ingest.flush import rows_from_disk
@@ -39,12 +41,12 @@ def events(bodies: list[bytes]) -> int:
 
 
 @contextlib.contextmanager
-def collector(lake: Path, spool: Path) -> Iterator[Collector]:
+def collector(lake: Path, spool: Path, flush_events: int = FLUSH_EVENTS) -> Iterator[Collector]:
     parser = argparse.ArgumentParser()
     add_arguments(parser)
     args = parser.parse_args(
         ["--lake", str(lake), "--cluster", "demo", "--role", "worker", "--spool", str(spool),
-         "--ray-root", str(spool / "no-ray"), "--flush-events", str(FLUSH_EVENTS)]
+         "--ray-root", str(spool / "no-ray"), "--flush-events", str(flush_events)]
     )  # fmt: skip
     made = Collector(config_from(args))
     try:
@@ -193,3 +195,19 @@ def test_a_segment_read_back_from_disk_makes_the_same_raw_object(tmp_path: Path)
     again = rows_from_disk(Segment(0, 0, done), set())
     (frame,) = again.raw.values()
     assert frame.finish() == lake.read_bytes(raw)
+
+
+def test_a_segment_is_sealed_at_its_bytes_too(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    big = max(BODIES, key=len)
+    monkeypatch.setattr(collector_module, "SEGMENT_BYTES", len(big))
+    # Events alone would not seal it.
+    with collector(tmp_path / "lake", tmp_path / "spool", flush_events=1_000_000) as c:
+        c.accept(BODIES[0])
+        assert not c.spool.sealed()
+        c.accept(big)
+        assert len(c.spool.sealed()) == 1
+        assert c.flusher_behind()  # its rows are one segment's worth: bodies wait
+        c.flush()
+        assert not c.flusher_behind()
