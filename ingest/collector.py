@@ -26,7 +26,7 @@ from prometheus_client import CollectorRegistry, Gauge, Histogram
 from prometheus_client import Counter as MetricCounter
 
 from ingest.exports import ExportTailer
-from ingest.flush import Flusher, RecentIds, SegmentRows
+from ingest.flush import Flusher, RecentIds, SegmentRows, WrittenIds
 from ingest.node import current_session_dir, node_id, session_dirs
 from ingest.normalize import EventColumns, take
 from ingest.parse import BodyError, parse_body
@@ -108,7 +108,7 @@ class Collector:
         self._held_bytes = 0  # of their bodies
         self._checked = EventColumns()  # where a body not kept is checked
         self._recent = RecentIds()  # taken lately: a retry of them is not kept twice
-        self._written = RecentIds()  # in the lake lately: a segment read again leaves them out
+        self._written = WrittenIds()  # in the lake lately: a segment read again leaves them out
         self._flusher: Flusher | None = None
         self._snapshotter: Snapshotter | None = None
         self._lake: Lake | None = None
@@ -125,7 +125,7 @@ class Collector:
         kept twice; and those it wrote as written."""
         for path in self.spool.done():
             ids = self._ids_in(path)
-            self._written.remember(ids - self._written.ids)
+            self._written.add(ids)
             self._recent.remember(ids - self._recent.ids)
         for segment in self.spool.sealed():
             self._recent.remember(self._ids_in(segment.path) - self._recent.ids)

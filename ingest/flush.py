@@ -55,6 +55,26 @@ class RecentIds:
             self.ids -= oldest
 
 
+class WrittenIds:
+    """The ids of about the last RECENT_EVENT_IDS events written to the lake, forgotten
+    a batch at a time. Only a segment read back from disk asks for them, rarely: they
+    are kept as the batches, not as one set kept up to date on every flush."""
+
+    def __init__(self) -> None:
+        self._batches: deque[set[bytes]] = deque()
+        self._held = 0  # ids in the batches
+
+    def add(self, batch: set[bytes]) -> None:
+        """Hold `batch` (the set is kept: do not change it afterwards)."""
+        self._batches.append(batch)
+        self._held += len(batch)
+        while self._held - len(self._batches[0]) >= RECENT_EVENT_IDS:
+            self._held -= len(self._batches.popleft())
+
+    def union(self) -> set[bytes]:
+        return set().union(*self._batches)
+
+
 @dataclass
 class SegmentRows:
     """The rows of one segment's bodies (`take` fills `columns`), and the bodies
@@ -96,14 +116,10 @@ class FlushReport:
 def rows_from_disk(segment: Segment, written: set[bytes]) -> SegmentRows:
     """A segment's rows, parsed again from its bodies (each was valid when spooled),
     less the events already written from earlier segments (as intake left them out).
-    `written` serves as the ids seen, and is left as it was (no copy of it is made)."""
+    `written` serves as the ids seen: the segment's own are added to it."""
     found = SegmentRows()
-    try:
-        for body in read_segment(segment.path):
-            found.add(take(body, written, found.columns), body)
-    finally:
-        for batch in found.batches:
-            written -= batch
+    for body in read_segment(segment.path):
+        found.add(take(body, written, found.columns), body)
     return found
 
 
@@ -151,7 +167,7 @@ class Flusher:
         node_id: str,
         role: str,
         spool: Spool,
-        written: RecentIds,
+        written: WrittenIds,
     ) -> None:
         self.lake = lake
         self.cluster = cluster
@@ -173,11 +189,11 @@ class Flusher:
             # read from disk again.
             rows = self.pending.pop(segment.name, None)
             if rows is None:
-                rows = rows_from_disk(segment, self.written.ids)
+                rows = rows_from_disk(segment, self.written.union())
                 report.reparsed += 1
             report.parts += self._write(segment, rows)
             for batch in rows.batches:
-                self.written.remember(batch)
+                self.written.add(batch)
             report.segments += 1
             report.events += rows.events
             self.spool.remove(segment)
