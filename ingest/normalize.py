@@ -106,6 +106,8 @@ def _camel(value: Any) -> Any:
 
 
 def _camel_key(key: str) -> str:
+    if "_" not in key:  # camelCase already, as Ray sends it
+        return key
     head, *rest = key.split("_")
     return head + "".join(part[:1].upper() + part[1:] for part in rest)
 
