@@ -25,6 +25,7 @@ from pathlib import Path
 from prometheus_client import CollectorRegistry, Gauge, Histogram
 from prometheus_client import Counter as MetricCounter
 
+from ingest import rawfiles
 from ingest.exports import ExportTailer
 from ingest.flush import Flusher, RecentIds, SegmentRows, WrittenIds
 from ingest.node import current_session_dir, node_id, session_dirs
@@ -132,7 +133,8 @@ class Collector:
 
     @staticmethod
     def _ids_in(path: Path) -> set[bytes]:
-        return {e.event_id for body in read_segment(path) for e in parse_body(body).events}
+        bodies = map(rawfiles.body_of, read_segment(path))
+        return {event.event_id for body in bodies for event in parse_body(body).events}
 
     # -- intake ---------------------------------------------------------------------
 
@@ -157,8 +159,9 @@ class Collector:
             except BodyError:
                 self.metrics.rejected.labels("invalid").inc()
                 raise
+            frame = rawfiles.line_frame(body)  # what the spool keeps and the lake gets
             try:
-                self.spool.append(body)
+                self.spool.append(frame)
             except BaseException as exc:  # not durable: nothing of the body is kept
                 columns.rollback(mark)
                 self._recent.ids -= taken.new_ids
@@ -170,7 +173,7 @@ class Collector:
                 if not keep:
                     self._checked.rollback(mark)
             if keep:
-                segment.add(taken, body)
+                segment.add(taken, frame, len(body))
                 self._held_events += taken.events
                 self._held_bytes += len(body)
             else:

@@ -78,10 +78,10 @@ class WrittenIds:
 @dataclass
 class SegmentRows:
     """The rows of one segment's bodies (`take` fills `columns`), and the bodies
-    themselves, compressed as they come, one raw object per session."""
+    themselves as the spool keeps them (`rawfiles.line_frame`), by session."""
 
     columns: EventColumns = field(default_factory=EventColumns)
-    raw: dict[str, rawfiles.Frame] = field(default_factory=dict)  # by session
+    raw: dict[str, list[bytes]] = field(default_factory=lambda: defaultdict(list))
     events: int = 0
     body_bytes: int = 0
     batches: list[set[bytes]] = field(default_factory=list)  # the events, body by body
@@ -90,17 +90,13 @@ class SegmentRows:
     complete: bool = True  # False: some bodies' rows were not kept; read the disk
     emitter: str = ""  # the first emitting node the events name (hex)
 
-    def add(self, taken: Taken, body: bytes) -> None:
-        """Count a body whose rows `take` added to `columns`, and keep the body, on one
-        line, in its session's raw object (a body without events has none)."""
+    def add(self, taken: Taken, frame: bytes, body_bytes: int) -> None:
+        """Count a body whose rows `take` added to `columns`, and keep its frame for its
+        session's raw object (a body without events has none)."""
         if taken.session:
-            frame = self.raw.get(taken.session)
-            if frame is None:
-                frame = self.raw[taken.session] = rawfiles.Frame()
-            frame.add(_one_line(body))
-            frame.add(b"\n")
+            self.raw[taken.session].append(frame)
         self.events += taken.events
-        self.body_bytes += len(body)
+        self.body_bytes += body_bytes
         self.batches.append(taken.new_ids)
         self.emitter = self.emitter or taken.emitter
 
@@ -118,8 +114,11 @@ def rows_from_disk(segment: Segment, written: set[bytes]) -> SegmentRows:
     less the events already written from earlier segments (as intake left them out).
     `written` serves as the ids seen: the segment's own are added to it."""
     found = SegmentRows()
-    for body in read_segment(segment.path):
-        found.add(take(body, written, found.columns), body)
+    for record in read_segment(segment.path):
+        body = rawfiles.body_of(record)
+        # A spool written before frames kept the body itself.
+        frame = rawfiles.line_frame(body) if body is record else record
+        found.add(take(body, written, found.columns), frame, len(body))
     return found
 
 
@@ -149,12 +148,6 @@ def _summary(data: pa.Table) -> dict[str, Summary]:
             last=int(pc.max(ns).as_py()),
         )
     return summaries
-
-
-def _one_line(body: bytes) -> bytes:
-    """A body on one line: a newline between JSON tokens is whitespace, like a space.
-    (`replace` returns the body itself when there is nothing to replace.)"""
-    return body.replace(b"\r", b" ").replace(b"\n", b" ")
 
 
 class Flusher:
@@ -219,12 +212,12 @@ class Flusher:
         self._count(segment.name, summaries)
         return parts
 
-    def _write_raw(self, segment: Segment, raw: dict[str, rawfiles.Frame]) -> None:
+    def _write_raw(self, segment: Segment, raw: dict[str, list[bytes]]) -> None:
         """The segment's bodies, one raw object per session."""
         name = f"seg-{self.node_id}-{segment.name}"
-        for session, frame in raw.items():
+        for session, frames in raw.items():
             path = raw_path(self.cluster, session, self.node_id, name, ".jsonl.zst")
-            self.lake.write_bytes(path, frame.finish())
+            self.lake.write_bytes(path, rawfiles.lines(frames))
 
     def _count(self, segment: str, summaries: dict[str, dict[str, Summary]]) -> None:
         """Add a segment's events to the node's catalog entries, once per segment."""

@@ -225,7 +225,7 @@ def _accept(
     node = check_node(taken.emitter) if taken.emitter else "unknown"
     path = raw_path(cluster, taken.session, node, digest)
     if not lake.exists(path):
-        data = rawfiles.compress([body])
+        data = rawfiles.compress(body)
         lake.write_bytes(path, data)
         report.raw_bytes += len(data)
     batch.events += taken.events

@@ -53,7 +53,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("poll_interval", ("--poll-interval",), "RAYLAKE_POLL_INTERVAL", "30s",
             "head only: how often the dashboard is snapshotted"),
     Setting("spool_max_mb", ("--spool-max-mb",), "RAYLAKE_SPOOL_MAX_MB", "512",
-            "spool cap; past it POSTs get 503 with Retry-After"),
+            "spool cap (compressed; fractions allowed); past it POSTs get 503 with Retry-After"),
     Setting("max_body_mb", ("--max-body-mb",), "RAYLAKE_MAX_BODY_MB", "64",
             "largest POST body accepted; larger ones get 413"),
 )  # fmt: skip
@@ -121,6 +121,6 @@ def config_from(args: argparse.Namespace) -> CollectorConfig:
         flush_events=int(values["flush_events"]),
         log_interval=seconds(values["log_interval"]),
         poll_interval=seconds(values["poll_interval"]),
-        spool_max_bytes=int(values["spool_max_mb"]) * 1024 * 1024,
+        spool_max_bytes=int(float(values["spool_max_mb"]) * 1024 * 1024),
         max_body_bytes=int(values["max_body_mb"]) * 1024 * 1024,
     )

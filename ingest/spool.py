@@ -2,12 +2,14 @@
 
 Bodies are appended to numbered segment files as framed records (length, CRC-32,
 bytes) and fsynced before `append` returns, so an acknowledged body survives a crash.
+A record holds what the caller gives: the collector gives a body's zstd frame
+(`ingest.rawfiles.line_frame`), a tenth of its bytes.
 The open segment is sealed when the flusher takes it; a sealed segment is removed only
 after its contents are in the lake. On start, every segment left on disk is sealed and
 flushed again; a torn record at a segment's end (a crash mid-write, never
 acknowledged) is ignored.
 
-    <spool>/seg-<run epoch, 20 digits>-<n, 12 digits>.log   records: <u32 length><u32 crc32><body>
+    <spool>/seg-<run epoch, 20 digits>-<n, 12 digits>.log   records: <u32 length><u32 crc32><record>
 
 A segment written to the lake is kept a while as `<name>.log.done` (the last
 `KEEP_DONE`): its events may come again, when Ray retries a body whose answer a crash

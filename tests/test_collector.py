@@ -37,6 +37,7 @@ import pyarrow.dataset as ds
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from ingest import rawfiles
 from ingest.load import ingest_paths
 from ingest.parse import parse_body
 from lake.catalog import read_entries
@@ -69,7 +70,7 @@ HOST = "127.0.0.1"
 
 START_TIMEOUT = 30.0
 DRAIN_LIMIT = 20.0  # what the collector promises after SIGTERM
-RECORD_HEADER = 8  # the spool frames each body with <u32 length><u32 crc32>
+RECORD_HEADER = 8  # the spool frames each body's zstd frame with <u32 length><u32 crc32>
 
 #: Seed of the kill points of the crash test; set RAYLAKE_TEST_SEED to replay a run.
 SEED = os.environ.get("RAYLAKE_TEST_SEED") or os.urandom(4).hex()
@@ -774,7 +775,7 @@ def test_s3_outage_fills_the_spool_then_recovers(
     tmp_path_factory: pytest.TempPathFactory,
     aws_env: dict[str, str],
 ) -> None:
-    bucket, cap = "raylake-collector", 1024 * 1024
+    bucket, cap = "raylake-collector", int(0.1 * 1024 * 1024)
     port = free_port(HOST)
     endpoint = f"http://{HOST}:{port}"
     moto = launcher.moto(port)
@@ -783,7 +784,7 @@ def test_s3_outage_fills_the_spool_then_recovers(
     c = launcher.collector(
         url,
         tmp_path / "spool",
-        *("--s3-endpoint-url", endpoint, "--spool-max-mb", "1", "--flush-interval", "1s"),
+        *("--s3-endpoint-url", endpoint, "--spool-max-mb", "0.1", "--flush-interval", "1s"),
         env=aws_env,
     )
     held_back = {46, 47, 48}  # never sent: the lake must not hold them
@@ -802,7 +803,7 @@ def test_s3_outage_fills_the_spool_then_recovers(
     for index in ALL[3:]:
         if index in held_back:
             continue
-        record = RECORD_HEADER + len(BODIES[index].data)
+        record = RECORD_HEADER + len(rawfiles.line_frame(BODIES[index].data))
         answer = c.post(BODIES[index].data)
         fits = spooled + record <= cap
         if answer.status_code == 200:
@@ -815,7 +816,7 @@ def test_s3_outage_fills_the_spool_then_recovers(
             assert int(answer.headers["retry-after"]) > 0
             refused.append(index)
         assert c.ready()["spool_bytes"] == spooled
-    assert refused, "the bodies exceed the 1 MB spool: some must be refused"
+    assert refused, "the bodies exceed the 0.1 MB spool: some must be refused"
     assert spooled > cap // 2
     # The outage lasts: the collector keeps trying, backing off (1 s, 2 s, 4 s, ...).
     c.wait_until("3 failed uploads", lambda: c.metric("raylake_upload_errors_total") >= 3, 60)

@@ -21,13 +21,13 @@ import httpx
 import pytest
 
 from ingest import collector as collector_module
-from ingest import intake
+from ingest import intake, rawfiles
 from ingest.collector import Collector
 from ingest.flush import rows_from_disk
 from ingest.intake import create_app
 from ingest.parse import parse_body
 from ingest.settings import add_arguments, config_from
-from ingest.spool import Segment
+from ingest.spool import Segment, Spool
 from lake.store import Lake
 
 from conftest import POSTS
@@ -193,8 +193,23 @@ def test_a_segment_read_back_from_disk_makes_the_same_raw_object(tmp_path: Path)
     lake = Lake(str(tmp_path / "lake"))
     (raw,) = lake.list_files("raw", ".jsonl.zst")
     again = rows_from_disk(Segment(0, 0, done), set())
-    (frame,) = again.raw.values()
-    assert frame.finish() == lake.read_bytes(raw)
+    (frames,) = again.raw.values()
+    stored = lake.read_bytes(raw)
+    assert rawfiles.lines(frames) == stored
+    lines = rawfiles.decompress(raw, stored).split(b"\n")
+    assert [parse_body(line) for line in lines[:-1]] == [parse_body(b) for b in BODIES[:3]]
+
+
+def test_a_spool_of_plain_bodies_is_read_as_one_of_frames(tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "spool", max_bytes=1 << 30)  # as collectors before frames
+    for body in BODIES[:3]:
+        spool.append(body)
+    segment = spool.seal()
+    assert segment is not None
+    from_plain = rows_from_disk(segment, set())
+    (frames,) = from_plain.raw.values()
+    assert frames == [rawfiles.line_frame(body) for body in BODIES[:3]]
+    assert from_plain.events == events(BODIES[:3])
 
 
 def test_a_segment_is_sealed_at_its_bytes_too(
