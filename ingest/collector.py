@@ -200,6 +200,7 @@ class Collector:
         return self._holding_a_segment() and self._backoff == 0 and not self.draining
 
     def _holding_a_segment(self) -> bool:
+        """The rows held are a segment's worth: no more are kept."""
         full = self._held_events >= self.config.flush_events
         return full or self._held_bytes >= SEGMENT_BYTES
 

@@ -6,9 +6,9 @@ Writing a segment again (after a crash, or an upload that failed half way) rewri
 the same objects with the same bytes, so every acknowledged event lands exactly once.
 The node's catalog entry records the last segment it counted, so counts never double.
 
-Rows and raw objects come from the intake, which parsed each body and compressed it as
-it came; a segment left by an earlier run, or whose rows were dropped after a failed
-upload, is parsed and compressed again from disk, the same way (the same bytes).
+Rows and raw frames come from the intake, which parsed and compressed each body as it
+came; a segment left by an earlier run, or whose rows were dropped after a failed
+upload, is parsed again from the frames its spool kept (the same bytes).
 """
 
 from __future__ import annotations
@@ -72,6 +72,7 @@ class WrittenIds:
             self._held -= len(self._batches.popleft())
 
     def union(self) -> set[bytes]:
+        """Every id held, as one new set."""
         return set().union(*self._batches)
 
 

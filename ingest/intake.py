@@ -34,7 +34,8 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Message, Receive, Send], Awaitable[None]]
 
 _JSON = b"application/json"
-# Ray's aggregator gives a POST 3 s (RAY_DASHBOARD_AGGREGATOR_AGENT_PUBLISHER_TIMEOUT_SECONDS).
+# Ray's aggregator gives a POST 3 s (RAY_DASHBOARD_AGGREGATOR_AGENT_PUBLISHER_TIMEOUT_SECONDS):
+# waiting for the flusher takes a third of it at most.
 ROOM_WAIT_SECONDS = 1.0
 ROOM_POLL_SECONDS = 0.005
 
@@ -79,9 +80,9 @@ async def _read_body(receive: Receive, limit: int) -> bytes | None:
 
 
 async def _room(collector: Collector) -> None:
-    """Wait, up to ROOM_WAIT_SECONDS, while the flusher is behind: the flush the body
-    would otherwise add (a second parse, from disk) is what the flusher needs the CPU
-    for. Ray's aggregator sends its next batch when this one is answered."""
+    """Wait, up to ROOM_WAIT_SECONDS, while the flusher is behind: a body taken now
+    would be parsed a second time at its flush, with CPU the flusher needs itself. Ray's
+    aggregator sends its next batch once this one is answered."""
     if not collector.flusher_behind():
         return
     started = time.monotonic()
