@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import concurrent.futures
 import contextlib
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Coroutine, Iterator
 from pathlib import Path
+from typing import Any, TypeVar
 
 import httpx
 import pytest
@@ -32,6 +34,7 @@ from lake.store import Lake
 
 from conftest import POSTS
 
+T = TypeVar("T")
 BODIES = [path.read_bytes() for path in sorted(POSTS.glob("*/post_*.json"))]
 FLUSH_EVENTS = 100
 
@@ -99,6 +102,13 @@ async def fill(c: Collector, client: httpx.AsyncClient) -> int:
     return sent
 
 
+def run(scenario: Coroutine[Any, Any, T]) -> T:
+    """Run a scenario on an event loop of its own thread: the session's Playwright (its
+    sync API) keeps a loop running in the main thread, where `asyncio.run` refuses."""
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, scenario).result()
+
+
 def sample(c: Collector, name: str) -> float:
     return c.metrics.registry.get_sample_value(name) or 0.0
 
@@ -116,7 +126,7 @@ def test_a_post_waits_for_the_flusher_and_its_rows_are_held(tmp_path: Path) -> N
                     await post(client, body)
 
     with collector(tmp_path / "lake", tmp_path / "spool") as c:
-        asyncio.run(scenario(c))
+        run(scenario(c))
         c.flush()
         assert sample(c, "raylake_events_flushed_total") == events(BODIES)
         assert sample(c, "raylake_segments_reparsed_total") == 0  # every body parsed once
@@ -130,7 +140,7 @@ def test_a_flusher_that_does_not_come_delays_a_post_a_moment_only(tmp_path: Path
             return sent + 1, await post(client, BODIES[sent])
 
     with collector(tmp_path / "lake", tmp_path / "spool") as c:
-        sent, waited = asyncio.run(scenario(c))
+        sent, waited = run(scenario(c))
         assert intake.ROOM_WAIT_SECONDS <= waited < intake.ROOM_WAIT_SECONDS + 1.0
         c.flush()  # the body taken after the wait is read back from the spool
         assert sample(c, "raylake_segments_reparsed_total") == 1
@@ -147,7 +157,7 @@ def test_while_the_lake_fails_nothing_waits(tmp_path: Path) -> None:
     not_a_directory = tmp_path / "lake"
     not_a_directory.write_text("a file where the lake should be")
     with collector(not_a_directory, tmp_path / "spool") as c:
-        assert max(asyncio.run(scenario(c))) < intake.ROOM_WAIT_SECONDS / 2
+        assert max(run(scenario(c))) < intake.ROOM_WAIT_SECONDS / 2
         assert sample(c, "raylake_intake_wait_seconds_count") == 0
 
 
@@ -178,7 +188,7 @@ def test_a_segment_sealed_during_a_flush_keeps_its_rows_for_the_next(
 
     monkeypatch.setattr(Lake, "write_bytes", slow_write)
     with collector(tmp_path / "lake", tmp_path / "spool") as c:
-        asyncio.run(scenario(c))
+        run(scenario(c))
         c.flush()
         assert not c.flusher_behind()
         assert sample(c, "raylake_segments_reparsed_total") == 0
