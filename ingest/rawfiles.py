@@ -22,6 +22,7 @@ import zstandard
 
 LEVEL = 1
 _MAGIC = b"\x28\xb5\x2f\xfd"  # a zstd frame's first bytes; a JSON body never starts so
+_PIECE = 64 * 1024
 
 
 class _Compressors(threading.local):
@@ -69,15 +70,21 @@ def decompress(name: str, data: bytes) -> bytes:
 
 
 def _unzstd(data: bytes) -> bytes:
-    """Every frame's bytes; OSError for a file that is not whole zstd (as gzip's)."""
-    out = []
+    """Every frame's bytes; OSError for a file that is not whole zstd (as gzip's). The
+    input goes in by pieces: what a frame leaves over is copied, so a piece, not the
+    rest of the file (a collector's object has two frames a body)."""
+    view, out, at = memoryview(data), [], 0
+    decompressor = zstandard.ZstdDecompressor()
     try:
-        while data:
-            frame = zstandard.ZstdDecompressor().decompressobj()
-            out.append(frame.decompress(data))
+        while at < len(data):
+            frame = decompressor.decompressobj()
+            while not frame.eof and at < len(data):
+                piece = view[at : at + _PIECE]
+                out.append(frame.decompress(piece))
+                at += len(piece)
             if not frame.eof:
                 raise OSError("a zstd frame is cut short")
-            data = frame.unused_data
+            at -= len(frame.unused_data)
     except zstandard.ZstdError as exc:
         raise OSError(f"not zstd: {exc}") from None
     return b"".join(out)
