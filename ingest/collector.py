@@ -126,7 +126,7 @@ class Collector:
         kept twice; and those it wrote as written."""
         for path in self.spool.done():
             ids = self._ids_in(path)
-            self._written.add(ids)
+            self._written.hold(ids)
             self._recent.remember(ids - self._recent.ids)
         for segment in self.spool.sealed():
             self._recent.remember(self._ids_in(segment.path) - self._recent.ids)

@@ -30,46 +30,48 @@ from lake.store import Lake
 RECENT_EVENT_IDS = 100_000
 
 
-class RecentIds:
-    """The ids of about the last RECENT_EVENT_IDS events, forgotten a batch (a body, a
-    segment) at a time: Ray retries within minutes, and the views collapse older
-    repeats. An id in two batches is forgotten with the older."""
+class IdBatches:
+    """Event ids in batches (a body's, a segment's): about the last RECENT_EVENT_IDS of
+    them, forgotten a batch at a time. Ray retries within minutes, and the views
+    collapse older repeats."""
 
     def __init__(self) -> None:
-        self.ids: set[bytes] = set()
         self._batches: deque[set[bytes]] = deque()
         self._held = 0  # ids in the batches
 
-    def remember(self, batch: set[bytes]) -> None:
-        """Hold `batch` (the set is kept: do not change it afterwards)."""
-        self.ids |= batch
-        self.hold(batch)
-
     def hold(self, batch: set[bytes]) -> None:
-        """Hold `batch`, whose ids are in `ids` already (`take` put them there)."""
+        """Hold `batch` (the set is kept: do not change it afterwards)."""
         self._batches.append(batch)
         self._held += len(batch)
         while self._held - len(self._batches[0]) >= RECENT_EVENT_IDS:
             oldest = self._batches.popleft()
             self._held -= len(oldest)
-            self.ids -= oldest
+            self._forget(oldest)
+
+    def _forget(self, batch: set[bytes]) -> None:
+        """A batch let go."""
 
 
-class WrittenIds:
-    """The ids of about the last RECENT_EVENT_IDS events written to the lake, forgotten
-    a batch at a time. Only a segment read back from disk asks for them, rarely: they
-    are kept as the batches, not as one set kept up to date on every flush."""
+class RecentIds(IdBatches):
+    """The ids taken lately, also as one set kept up to date (`ids`): intake looks up
+    every event in it. An id in two batches is forgotten with the older."""
 
     def __init__(self) -> None:
-        self._batches: deque[set[bytes]] = deque()
-        self._held = 0  # ids in the batches
+        super().__init__()
+        self.ids: set[bytes] = set()
 
-    def add(self, batch: set[bytes]) -> None:
-        """Hold `batch` (the set is kept: do not change it afterwards)."""
-        self._batches.append(batch)
-        self._held += len(batch)
-        while self._held - len(self._batches[0]) >= RECENT_EVENT_IDS:
-            self._held -= len(self._batches.popleft())
+    def remember(self, batch: set[bytes]) -> None:
+        """Hold `batch`, adding its ids to `ids` (`hold`: `take` put them there)."""
+        self.ids |= batch
+        self.hold(batch)
+
+    def _forget(self, batch: set[bytes]) -> None:
+        self.ids -= batch
+
+
+class WrittenIds(IdBatches):
+    """The ids written to the lake lately. Only a segment read back from disk asks for
+    them, rarely: no set of them is kept up to date on every flush."""
 
     def union(self) -> set[bytes]:
         """Every id held, as one new set."""
@@ -187,7 +189,7 @@ class Flusher:
                 report.reparsed += 1
             report.parts += self._write(segment, rows)
             for batch in rows.batches:
-                self.written.add(batch)
+                self.written.hold(batch)
             report.segments += 1
             report.events += rows.events
             self.spool.remove(segment)
