@@ -17,7 +17,7 @@ cdef struct Buffer:
 # How a column stores its values (the spec's `kind`).
 cdef enum Kind:
     K_STR  # str -> UTF-8
-    K_TIME  # str (RFC 3339) -> UTF-8, parsed by Arrow later; see `canonical_time`
+    K_TIME  # str (RFC 3339) -> int64 nanoseconds since the epoch; see `time_ns`
     K_HEX  # bytes -> lowercase hex; empty or all 0xff (Ray's nil id) -> null
     K_HEX_RAW  # bytes -> lowercase hex, always
     K_INT  # int -> int64
@@ -27,7 +27,7 @@ cdef enum Kind:
 
 
 cdef int reserve(Buffer* buffer, Py_ssize_t more) except -1
-cdef bint canonical_time(const char* text, Py_ssize_t size) noexcept
+cdef bint time_ns(const char* text, Py_ssize_t size, int64_t* ns) noexcept
 
 
 cdef class Path:
@@ -78,7 +78,7 @@ cdef class TableBuilder:
     cdef Buffer counts
     cdef readonly Py_ssize_t events
     cdef readonly Py_ssize_t rows
-    cdef readonly Py_ssize_t uncertain
+    cdef readonly Py_ssize_t refused
 
     cpdef add(self, object event)
     cdef int end_event(self, int32_t rows) except -1
@@ -105,10 +105,10 @@ cdef inline int add_null(Column column) except -1:
     cdef double real = 0.0
     cdef uint8_t flag = 0
     cdef int kind = column.kind
-    if kind <= K_TIME or kind == K_HEX or kind == K_HEX_RAW:
+    if kind == K_STR or kind == K_HEX or kind == K_HEX_RAW:
         number = column.values.size
         put(&column.offsets, &number, sizeof(int64_t))
-    elif kind == K_INT:
+    elif kind == K_INT or kind == K_TIME:
         put(&column.values, &number, sizeof(int64_t))
     elif kind == K_FLOAT:
         put(&column.values, &real, sizeof(double))
@@ -120,15 +120,32 @@ cdef inline int add_null(Column column) except -1:
 
 
 cdef inline int add_text(Column column, const char* text, Py_ssize_t size) except -1:
-    """STR and TIME; 1 when the time is one `canonical_time` cannot vouch for."""
+    """STR."""
     cdef int64_t end
     if column.falsy_null and size == 0:
         return add_null(column)
     put(&column.values, text, size)
     end = column.values.size
     put(&column.offsets, &end, sizeof(int64_t))
-    close(column, True)
-    return column.kind == K_TIME and not canonical_time(text, size)
+    return close(column, True)
+
+
+cdef inline int add_ns(Column column, int64_t ns) except -1:
+    """TIME, as nanoseconds (a falsy_null column has no zero time: its empty text is
+    null before it is read)."""
+    put(&column.values, &ns, sizeof(int64_t))
+    return close(column, True)
+
+
+cdef inline int add_ray_time(Column column, const char* text, Py_ssize_t size) except -1:
+    """TIME, from text in Ray's form (`time_ns`); 1 (and a null) for other text."""
+    cdef int64_t ns
+    if column.falsy_null and size == 0:
+        return add_null(column)
+    if not time_ns(text, size, &ns):
+        add_null(column)
+        return 1
+    return add_ns(column, ns)
 
 
 cdef inline int add_hex(Column column, const unsigned char* raw, Py_ssize_t size) except -1:

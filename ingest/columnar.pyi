@@ -54,6 +54,7 @@ class TableBuilder:
     placeholder: Any
     events: int
     rows: int
+    refused: int  # times neither in Ray's form nor parsed by Arrow, since `fill` began
     def __init__(
         self,
         table: str,
@@ -79,4 +80,4 @@ def fill(
     unknown: list[tuple[int, bool]],
 ) -> int: ...
 def first_incomplete(events: list[Any], payload_fields: dict[str, str]) -> int: ...
-def vouches_for_time(text: str) -> bool: ...
+def ray_time_ns(text: str) -> int | None: ...

@@ -19,6 +19,8 @@ from libc.string cimport memcpy, memset
 import numpy as np
 import pyarrow as pa
 
+from lake.schemas import TIME as TIMESTAMP  # `TIME` here is the column kind
+
 
 cdef extern from "Python.h":
     ctypedef struct PyMemberDef:
@@ -115,12 +117,13 @@ cdef inline int digits(const char* text, Py_ssize_t count):
     return value
 
 
-cdef bint canonical_time(const char* text, Py_ssize_t size) noexcept:
-    """Whether a time is in the form Ray prints, `YYYY-MM-DDTHH:MM:SS[.fraction]Z`, and a
-    real instant within timestamp[ns]'s range (1678-2261), so that Arrow surely parses it.
-    Anything else is left for Arrow to judge."""
-    cdef int year, month, day, last_day
-    cdef Py_ssize_t i = 19
+cdef bint time_ns(const char* text, Py_ssize_t size, int64_t* ns) noexcept:
+    """A time in the form Ray prints, `YYYY-MM-DDTHH:MM:SS[.fraction]Z`, as nanoseconds
+    since the epoch: False for any other text, or for an instant outside timestamp[ns]'s
+    range (1678-2261), which Arrow then judges."""
+    cdef int year, month, day, last_day, hour, minute, second
+    cdef int64_t days, era_year, fraction = 0
+    cdef Py_ssize_t i = 19, scale
     if size < 20 or text[size - 1] != b"Z"[0]:
         return False
     if text[4] != b"-"[0] or text[7] != b"-"[0] or text[10] != b"T"[0]:
@@ -136,17 +139,39 @@ cdef bint canonical_time(const char* text, Py_ssize_t size) noexcept:
         last_day = 30 if month in (4, 6, 9, 11) else 31
     if day > last_day:
         return False
-    if not 0 <= digits(text + 11, 2) <= 23 or not 0 <= digits(text + 14, 2) <= 59:
-        return False
-    if not 0 <= digits(text + 17, 2) <= 59:
+    hour, minute, second = digits(text + 11, 2), digits(text + 14, 2), digits(text + 17, 2)
+    if not 0 <= hour <= 23 or not 0 <= minute <= 59 or not 0 <= second <= 59:
         return False
     if text[19] == b"."[0]:
         i = 20
         while i < size - 1 and b"0"[0] <= text[i] <= b"9"[0]:
+            fraction = fraction * 10 + (text[i] - b"0"[0])
             i += 1
         if not 21 <= i <= 29:  # one to nine digits
             return False
-    return i == size - 1
+        for scale in range(29 - i):
+            fraction *= 10
+    if i != size - 1:
+        return False
+    # Days since 1970-01-01 of a civil date (H. Hinnant's days_from_civil; years > 0).
+    era_year = year - (month <= 2)
+    days = (
+        (era_year // 400) * 146097 + (era_year % 400) * 365 + (era_year % 400) // 4
+        - (era_year % 400) // 100 + (153 * (month + (-3 if month > 2 else 9)) + 2) // 5
+        + day - 1 - 719468
+    )
+    ns[0] = ((days * 24 + hour) * 60 + minute) * 60 + second
+    ns[0] = ns[0] * 1000000000 + fraction
+    return True
+
+
+cdef object arrow_time_ns(str text):
+    """A time not in Ray's form, as Arrow parses it into the lake's type (nanoseconds),
+    or None when Arrow refuses it."""
+    try:
+        return pa.array([text], pa.string()).cast(TIMESTAMP).cast(pa.int64())[0].as_py()
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return None
 
 
 cdef class Path:
@@ -247,17 +272,28 @@ cdef class Column:
         return self.default
 
     cdef int append(self, object value) except -1:
-        """Add a value; 1 when it is a time `canonical_time` cannot vouch for, else 0."""
+        """Add a value; 1 for a time neither in Ray's form nor one Arrow parses (added
+        as a null), else 0."""
         cdef Py_ssize_t size
         cdef const char* text
+        cdef int64_t ns
         cdef int kind = self.kind
         if self.convert is not None:
             value = self.convert(value)
         if value is None or (self.falsy_null and not value):
             return add_null(self)
-        if kind == K_STR or kind == K_TIME:
+        if kind == K_STR:
             text = PyUnicode_AsUTF8AndSize(value, &size)
             return add_text(self, text, size)
+        if kind == K_TIME:
+            text = PyUnicode_AsUTF8AndSize(value, &size)
+            if time_ns(text, size, &ns):
+                return add_ns(self, ns)
+            found = arrow_time_ns(value)
+            if found is None:
+                add_null(self)
+                return 1
+            return add_ns(self, found)
         if kind == K_HEX or kind == K_HEX_RAW:
             return add_hex(
                 self, <const unsigned char*>PyBytes_AS_STRING(value), PyBytes_GET_SIZE(value)
@@ -279,7 +315,7 @@ cdef class Column:
         if count <= 0:
             return 0
         ok = <uint8_t>self.valid.data[self.length - 1]
-        if self.kind <= K_TIME or self.kind == K_HEX or self.kind == K_HEX_RAW:
+        if self.kind == K_STR or self.kind == K_HEX or self.kind == K_HEX_RAW:
             ends = <int64_t*>self.offsets.data
             start, size = ends[self.length - 1], ends[self.length] - ends[self.length - 1]
             reserve(&self.values, count * size)
@@ -312,10 +348,10 @@ cdef class Column:
         cdef int64_t* ends = <int64_t*>self.offsets.data
         if length >= self.length:
             return
-        if self.kind <= K_TIME or self.kind == K_HEX or self.kind == K_HEX_RAW:
+        if self.kind == K_STR or self.kind == K_HEX or self.kind == K_HEX_RAW:
             self.values.size = ends[length]
             self.offsets.size = (length + 1) * sizeof(int64_t)
-        elif self.kind == K_INT or self.kind == K_FLOAT:
+        elif self.kind == K_INT or self.kind == K_TIME or self.kind == K_FLOAT:
             self.values.size = length * 8
         elif self.kind == K_BOOL:
             self.values.size = length
@@ -333,14 +369,14 @@ cdef class Column:
 
     def array(self, data_type, Py_ssize_t start=0):
         """The values from `start` on as an Arrow array of `data_type` (OBJ columns) or
-        of the kind's own type (string, int64, float64, bool)."""
+        of the kind's own type (string, int64, the lake's timestamp, float64, bool)."""
         cdef Py_ssize_t count = self.length - start
         cdef int64_t* ends = <int64_t*>self.offsets.data
         bitmap, nulls = self.validity(start)
         cdef int kind = self.kind
         if kind == K_OBJ:
             return pa.array(self.objects[start:], data_type)
-        if kind <= K_TIME or kind == K_HEX or kind == K_HEX_RAW:
+        if kind == K_STR or kind == K_HEX or kind == K_HEX_RAW:
             first = ends[start]
             offsets = np.frombuffer(
                 take_bytes(&self.offsets, start * 8, (self.length + 1) * 8), dtype=np.int64
@@ -355,9 +391,10 @@ cdef class Column:
                 count, pa.py_buffer(offsets), text, bitmap, nulls
             )
             return array.cast(pa.string())  # fails as Arrow does for more than 2 GiB
-        if kind == K_INT:
+        if kind == K_INT or kind == K_TIME:
             values = pa.py_buffer(take_bytes(&self.values, start * 8, self.length * 8))
-            return pa.Array.from_buffers(pa.int64(), count, [bitmap, values], nulls)
+            arrow_type = pa.int64() if kind == K_INT else TIMESTAMP
+            return pa.Array.from_buffers(arrow_type, count, [bitmap, values], nulls)
         if kind == K_FLOAT:
             values = pa.py_buffer(take_bytes(&self.values, start * 8, self.length * 8))
             return pa.Array.from_buffers(pa.float64(), count, [bitmap, values], nulls)
@@ -367,12 +404,12 @@ cdef class Column:
 
     def give_array(self, data_type):
         """Every value as `array` makes them, over the column's own memory where Arrow's
-        layout is the column's (text, int64, float64): no copy of the values. The
-        column is empty afterwards."""
+        layout is the column's (text, int64, times, float64): no copy of the values.
+        The column is empty afterwards."""
         cdef int kind = self.kind
         cdef Py_ssize_t count = self.length
         cdef int64_t* ends = <int64_t*>self.offsets.data
-        text = kind <= K_TIME or kind == K_HEX or kind == K_HEX_RAW
+        text = kind == K_STR or kind == K_HEX or kind == K_HEX_RAW
         if kind == K_OBJ or kind == K_BOOL or (text and ends[count] >= 2**31):
             array = self.array(data_type)  # a copy: Arrow's layout is not the column's
         else:
@@ -384,7 +421,7 @@ cdef class Column:
                     bitmap, nulls,
                 )
             else:
-                arrow_type = pa.int64() if kind == K_INT else pa.float64()
+                arrow_type = {K_INT: pa.int64(), K_TIME: TIMESTAMP, K_FLOAT: pa.float64()}[kind]
                 array = pa.Array.from_buffers(
                     arrow_type, count, [bitmap, give_buffer(&self.values)], nulls
                 )
@@ -416,8 +453,8 @@ cdef class TableBuilder:
     `rows_path` leads from the payload to its list of rows (None: one row), or
     `rows_of`, a function of the payload, gives them; `placeholder` is the row of an
     event that lists none (None: no row). `values` holds the event columns' values of
-    the event being added; `uncertain` counts the times added that `canonical_time`
-    could not vouch for."""
+    the event being added; `refused` counts the times added that neither are in Ray's
+    form nor parse in Arrow (each added as a null)."""
 
     def __init__(
         self, table, payload, event_columns, row_columns=(), rows_path=None, rows_of=None,
@@ -480,9 +517,9 @@ cdef class TableBuilder:
         count = len(items)
         for item in items:  # the event's own values are repeated on each of its rows
             for i in range(width):
-                self.uncertain += (<Column>self.event_columns[i]).append(values[i])
+                self.refused += (<Column>self.event_columns[i]).append(values[i])
             for column in self.row_columns:
-                self.uncertain += column.append(column.value_of(item))
+                self.refused += column.append(column.value_of(item))
         self.end_event(count)
 
     cdef int end_event(self, int32_t rows) except -1:
@@ -522,7 +559,7 @@ cdef class TableBuilder:
 
 def fill(list events, dict builders, object seen, dict checks, list unknown):
     """Append each event to the builder of its type (`builders`, by event type); return
-    how many of the times added `canonical_time` could not vouch for.
+    how many of the times added were refused (see `TableBuilder.refused`).
 
     An event whose id is in `seen` (a set, updated) is a repeat: it goes to the builder
     in `checks` instead, so that its values are checked and then dropped. Events of a
@@ -532,9 +569,9 @@ def fill(list events, dict builders, object seen, dict checks, list unknown):
     cdef TableBuilder builder
     cdef object event, event_id
     cdef bint repeated
-    cdef Py_ssize_t uncertain = 0
+    cdef Py_ssize_t refused = 0
     for found in (*builders.values(), *checks.values()):
-        (<TableBuilder>found).uncertain = 0
+        (<TableBuilder>found).refused = 0
     for event in events:
         event_id = event.event_id
         repeated = event_id in seen
@@ -551,8 +588,8 @@ def fill(list events, dict builders, object seen, dict checks, list unknown):
                 raise RowError(index, str(exc)) from None
         index += 1
     for found in (*builders.values(), *checks.values()):
-        uncertain += (<TableBuilder>found).uncertain
-    return uncertain
+        refused += (<TableBuilder>found).refused
+    return refused
 
 
 def first_incomplete(list events, dict payload_fields):
@@ -570,8 +607,10 @@ def first_incomplete(list events, dict payload_fields):
     return -1
 
 
-def vouches_for_time(str text):
-    """Whether `fill` takes a time as surely parsable without asking Arrow."""
+def ray_time_ns(str text):
+    """A time in Ray's form as nanoseconds, as `fill` reads it without Arrow; None for
+    any other text."""
     cdef Py_ssize_t size
+    cdef int64_t ns
     cdef const char* data = PyUnicode_AsUTF8AndSize(text, &size)
-    return canonical_time(data, size)
+    return ns if time_ns(data, size, &ns) else None

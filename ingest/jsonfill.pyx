@@ -16,7 +16,7 @@ the precise error or handles the rare case. It declines anything not plainly
 canonical: a JSON error, duplicate keys, an unknown event type (or one whose rows
 Python code makes), an int written other than as a JSON integer or a string of plain
 decimal digits, a float or bool written as a string, bytes other than canonical padded
-base64, a time `canonical_time` cannot vouch for, an event `parse_body` or `normalize`
+base64, a time not in Ray's own form (`columnar.time_ns`), an event `parse_body` or `normalize`
 would refuse, a converter that raises.
 """
 
@@ -45,6 +45,7 @@ from ingest.columnar cimport (
     add_hex,
     add_int,
     add_null,
+    add_ray_time,
     add_text,
 )
 from ingest.columnar import BOOL, EVENT, FLOAT, HEX, HEX_RAW, INT, OBJ, PAYLOAD, ROW, STR, TIME
@@ -965,15 +966,18 @@ cdef class Walk:
 
     cdef int put(self, Column column, int mode, Found* found) except -1:
         """Append what a column's paths reached: in C for an M_DIRECT column, else as
-        the Python value the exact path would append; 1 for a time `canonical_time`
-        cannot vouch for."""
+        the Python value the exact path would append; 1 for a time not in Ray's form."""
         cdef double real
         cdef int kind = column.kind
         if mode != M_DIRECT or found.found == F_MISSING:
             return column.append(self.python(column, found))
         if found.found == F_VALUE:
-            if kind == K_STR or kind == K_TIME:
+            if kind == K_STR:
                 return add_text(
+                    column, unsafe_yyjson_get_str(found.value), unsafe_yyjson_get_len(found.value)
+                )
+            if kind == K_TIME:
+                return add_ray_time(
                     column, unsafe_yyjson_get_str(found.value), unsafe_yyjson_get_len(found.value)
                 )
             if kind == K_HEX or kind == K_HEX_RAW:
@@ -988,8 +992,10 @@ cdef class Walk:
             return add_null(column)
         if found.absent == A_PYTHON:
             return column.append(self.wire.default(found.field))
-        if kind == K_STR or kind == K_TIME:  # A_ZERO
+        if kind == K_STR:  # A_ZERO
             return add_text(column, "", 0)
+        if kind == K_TIME:
+            return add_ray_time(column, "", 0)
         if kind == K_HEX or kind == K_HEX_RAW:
             return add_hex(column, NULL, 0)
         if kind == K_INT:
@@ -1000,11 +1006,11 @@ cdef class Walk:
 
     cdef int add(self, Table table, TableBuilder builder, Py_ssize_t event) except -1:
         """Append an event's rows to a builder, as `TableBuilder.add` does: the event's
-        own values on each of its rows. 1 when a time among them is one
-        `canonical_time` cannot vouch for."""
+        own values on each of its rows. 1 when a time among them is not in Ray's
+        form."""
         cdef Py_ssize_t payload = self.slots[event + table.payload].data
         cdef Py_ssize_t row = -1, rows = 1, r, block = payload
-        cdef int i, s, uncertain = 0
+        cdef int i, s, odd_time = 0
         cdef bint placeholder = False
         cdef Slot* slot
         cdef Column column
@@ -1025,22 +1031,22 @@ cdef class Walk:
             for i in range(table.event_width):
                 column = <Column>event_columns[i]
                 self.reach(table, &table.plans[i], event, payload, -1, &found)
-                uncertain |= self.put(column, table.plans[i].mode, &found)
+                odd_time |= self.put(column, table.plans[i].mode, &found)
                 if rows > 1:
                     column.repeat(rows - 1)
         for r in range(rows):
             for i in range(table.row_width):
                 column = <Column>row_columns[i]
                 if placeholder:
-                    uncertain |= column.append(column.value_of(table.placeholder))
+                    odd_time |= column.append(column.value_of(table.placeholder))
                     continue
                 self.reach(
                     table, &table.plans[table.event_width + i], event, payload,
                     row + r * table.row_size, &found,
                 )
-                uncertain |= self.put(column, table.plans[table.event_width + i].mode, &found)
+                odd_time |= self.put(column, table.plans[table.event_width + i].mode, &found)
         builder.end_event(<int>rows)
-        return uncertain
+        return odd_time
 
 
 # ---------------------------------------------------------------------------------------
@@ -1183,7 +1189,7 @@ cdef class JsonFill:
                 if not repeated:
                     new_ids.add(event_id)
                 if walk.add(table, <TableBuilder>(repeats[t] if repeated else targets[t]), event):
-                    walk.decline("a time canonical_time cannot vouch for")
+                    walk.decline("a time not in Ray's own form")
                 if counts[t] == 0:
                     order[types] = t
                     types += 1

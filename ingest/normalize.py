@@ -667,11 +667,11 @@ def normalize(parsed: ParsedBody, seen: set[bytes], into: EventColumns) -> None:
     marks = into.mark()
     unknown: list[tuple[int, bool]] = []
     try:
-        uncertain = fill(parsed.events, into.builders, seen, into.checks, unknown)
+        refused = fill(parsed.events, into.builders, seen, into.checks, unknown)
         if unknown:
-            _add_unknown(parsed, unknown, into)
-        if uncertain or unknown:
-            _check_times(parsed, into, marks)
+            refused += _add_unknown(parsed, unknown, into)
+        if refused:
+            raise _bad_time(parsed)
     except RowError as exc:
         into.rollback(marks)
         field = PAYLOAD_FIELDS[parsed.events[exc.index].event_type]
@@ -685,33 +685,19 @@ def normalize(parsed: ParsedBody, seen: set[bytes], into: EventColumns) -> None:
                 builder.rollback((0, 0))
 
 
-def _add_unknown(parsed: ParsedBody, unknown: list[tuple[int, bool]], into: EventColumns) -> None:
+def _add_unknown(parsed: ParsedBody, unknown: list[tuple[int, bool]], into: EventColumns) -> int:
+    """Add the events of types without a table of their own; return how many of their
+    times were refused (`fill` counted from zero)."""
     raw_events = parsed.wire.raw_events.decode(parsed.body)
     for index, repeated in unknown:
         event = _Unknown(parsed.events[index], bytes(raw_events[index]).decode())
         (into.checks if repeated else into.builders)[OTHER_TABLE].add(event)
+    return into.builders[OTHER_TABLE].refused + into.checks[OTHER_TABLE].refused
 
 
 def _time_columns(builder: TableBuilder) -> list[Column]:
-    """The columns holding times as Ray's RFC 3339 strings."""
+    """The columns of times Ray writes as RFC 3339 strings."""
     return [c for c in [*builder.event_columns, *builder.row_columns] if c.kind == TIME]
-
-
-def _check_times(parsed: ParsedBody, into: EventColumns, marks: Mark) -> None:
-    """One cast over every time string the body added (those `fill` could not vouch
-    for among them); only a failure looks further."""
-    added = [(builder, marks[table]) for table, builder in into.builders.items()]
-    added += [(builder, (0, 0)) for builder in into.checks.values()]
-    strings = [
-        column.array(pa.string(), rows)
-        for builder, (events, rows) in added
-        if builder.events > events
-        for column in _time_columns(builder)
-    ]
-    try:
-        pa.chunked_array(strings, pa.string()).cast(TIMESTAMP)
-    except (pa.ArrowInvalid, pa.ArrowTypeError):
-        raise _bad_time(parsed) from None
 
 
 def _parses(value: str | None) -> bool:

@@ -4,10 +4,11 @@ A builder holds a value per row in each column (a lifecycle event has a row per 
 transition, a profile event one per entry); `seq` (a row's position in its event) is
 computed from the rows per event.
 
-Times arrive as RFC 3339 strings (Ray's Timestamp) or as integer nanoseconds (profile
-entries, worker times) and are parsed in one vectorized cast per column. Each table
-gains two leading partition columns, `session` and `date` (the UTC day of the event's
-own timestamp), which the lake writer turns into the partition path.
+Times are nanoseconds already: Ray's RFC 3339 strings are read as they are taken
+(`columnar.time_ns`), and the integer ones (profile entries, worker times) are cast,
+which copies nothing. Each table gains two leading partition columns, `session` and
+`date` (the UTC day of the event's own timestamp), which the lake writer turns into the
+partition path.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ def _one(table: str, builder: TableBuilder, ingest_id: str) -> pa.Table:
             return seq
         array = columns[field.name].give_array(field.type)
         if array.type != field.type:
-            array = array.cast(field.type)  # times: strings or nanoseconds
+            array = array.cast(field.type)  # integer nanoseconds to times
         return array
 
     data = pa.Table.from_arrays([column(f) for f in schema], schema=schema)

@@ -107,6 +107,31 @@ def test_snake_case_bodies_give_the_same_rows() -> None:
         assert camel[name].equals(snake[name]), name
 
 
+def test_times_in_another_form_are_read_as_arrow_reads_them() -> None:
+    """Ray writes `...Z`; an offset, or a space for the `T`, is read by Arrow, and lands
+    as the same instant."""
+    lifecycle = first("TASK_LIFECYCLE_EVENT")
+    lifecycle["timestamp"] = "2026-11-21T21:42:49.5+01:00"
+    lifecycle["taskLifecycleEvent"]["stateTransitions"][0]["timestamp"] = "2026-11-21 20:42:49Z"
+    table = tables(body([lifecycle]))["task_lifecycle"]
+    assert table["event_time"][0].value == pa.scalar("2026-11-21T20:42:49.5Z").cast(
+        pa.timestamp("ns", tz="UTC")
+    ).value
+    assert str(table["state_time"][0].as_py()) == "2026-11-21 20:42:49+00:00"
+
+
+def test_a_bad_time_of_an_unknown_event_type_is_rejected() -> None:
+    future = {
+        "eventId": "AAECAw==",
+        "eventType": "AUTOSCALER_SCALING_DECISION_EVENT",
+        "timestamp": "soon",
+        "sessionName": SESSION,
+    }
+    error = rejected([first("TASK_DEFINITION_EVENT"), future])
+    assert (error.index, error.field) == (1, "timestamp")
+    assert "RFC 3339" in str(error)
+
+
 def test_unknown_event_types_are_kept_whole() -> None:
     future = {
         "eventId": "AAECAw==",
