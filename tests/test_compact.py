@@ -7,8 +7,9 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from ingest.load import ingest_paths
+from ingest.normalize import EventColumns, take
 from lake.compact import compact
-from lake.parts import SMALL_PART_ROWS
+from lake.parts import SMALL_PART_ROWS, write_parts
 from lake.store import Lake
 from query.engine import connect
 
@@ -79,3 +80,31 @@ def test_small_parts_are_lz4_and_large_ones_zstd(tmp_path: Path) -> None:
     (merged,) = lifecycle.rglob("*.parquet")
     assert pq.ParquetFile(merged).metadata.num_rows >= SMALL_PART_ROWS
     assert codecs([merged]) == {"ZSTD"}
+
+
+def has_statistics(path: Path, column: str) -> bool:
+    metadata = pq.ParquetFile(path).metadata
+    names = metadata.schema.names
+    return metadata.row_group(0).column(names.index(column)).is_stats_set
+
+
+def test_unsorted_parts_keep_no_range_of_their_row_ids_and_compaction_gives_one(
+    tmp_path: Path,
+) -> None:
+    """A collector's part is unsorted: the min and max of ids unique to each row would
+    span everything. Compaction sorts, and then the range of task ids prunes."""
+    lake_dir = tmp_path / "lake"
+    lake = Lake(str(lake_dir), create=True)
+    bodies = sorted(POSTS.rglob("*.json"))
+    for segment, paths in enumerate([bodies[::2], bodies[1::2]]):  # two parts to merge
+        columns = EventColumns()
+        for path in paths:
+            take(path.read_bytes(), set(), columns)
+        for table, data in columns.tables(str(segment)):
+            write_parts(lake, CLUSTER, table, data, writer="n", ingest_id=str(segment), sort=False)
+    for part in (lake_dir / "events" / "task_lifecycle").rglob("*.parquet"):
+        assert not has_statistics(part, "task_id") and not has_statistics(part, "event_id")
+        assert has_statistics(part, "event_time") and has_statistics(part, "job_id")
+    compact(lake)
+    (merged,) = (lake_dir / "events" / "task_lifecycle").rglob("*.parquet")
+    assert has_statistics(merged, "task_id") and has_statistics(merged, "event_id")
