@@ -114,9 +114,10 @@ def test_times_in_another_form_are_read_as_arrow_reads_them() -> None:
     lifecycle["timestamp"] = "2026-11-21T21:42:49.5+01:00"
     lifecycle["taskLifecycleEvent"]["stateTransitions"][0]["timestamp"] = "2026-11-21 20:42:49Z"
     table = tables(body([lifecycle]))["task_lifecycle"]
-    assert table["event_time"][0].value == pa.scalar("2026-11-21T20:42:49.5Z").cast(
-        pa.timestamp("ns", tz="UTC")
-    ).value
+    assert (
+        table["event_time"][0].value
+        == pa.scalar("2026-11-21T20:42:49.5Z").cast(pa.timestamp("ns", tz="UTC")).value
+    )
     assert str(table["state_time"][0].as_py()) == "2026-11-21 20:42:49+00:00"
 
 
