@@ -161,19 +161,25 @@ class CpuCgroup:
     def make(cls, cpus: float, name: str) -> CpuCgroup | None:
         period_us = int(PERIOD_S * 1e6)
         quota_us = int(cpus * period_us)
+        made = None  # the directory, once made: removed again if the rest fails
         try:
             if (cls.V1 / "cpu.cfs_quota_us").exists():
                 path = cls.V1 / name
                 path.mkdir()
+                made = path
                 (path / "cpu.cfs_period_us").write_text(str(period_us))
                 (path / "cpu.cfs_quota_us").write_text(str(quota_us))
             elif "cpu" in (cls.V2 / "cgroup.subtree_control").read_text().split():
                 path = cls.V2 / name
                 path.mkdir()
+                made = path
                 (path / "cpu.max").write_text(f"{quota_us} {period_us}")
             else:
                 return None
         except OSError:
+            if made is not None:
+                with contextlib.suppress(OSError):
+                    made.rmdir()
             return None
         return cls(path)
 

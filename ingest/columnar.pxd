@@ -131,8 +131,8 @@ cdef inline int add_text(Column column, const char* text, Py_ssize_t size) excep
 
 
 cdef inline int add_ns(Column column, int64_t ns) except -1:
-    """TIME, as nanoseconds (a falsy_null column has no zero time: its empty text is
-    null before it is read)."""
+    """TIME, as nanoseconds. Unlike `add_int`'s 0, the epoch is a time like any other:
+    `falsy_null` applies to a time's text, before it is read."""
     put(&column.values, &ns, sizeof(int64_t))
     return close(column, True)
 
