@@ -121,26 +121,26 @@ def test_times_in_another_form_are_read_as_arrow_reads_them() -> None:
     assert str(table["state_time"][0].as_py()) == "2026-11-21 20:42:49+00:00"
 
 
-def test_a_bad_time_of_an_unknown_event_type_is_rejected() -> None:
-    future = {
-        "eventId": "AAECAw==",
-        "eventType": "AUTOSCALER_SCALING_DECISION_EVENT",
-        "timestamp": "soon",
-        "sessionName": SESSION,
-    }
-    error = rejected([first("TASK_DEFINITION_EVENT"), future])
-    assert (error.index, error.field) == (1, "timestamp")
-    assert "RFC 3339" in str(error)
-
-
-def test_unknown_event_types_are_kept_whole() -> None:
-    future = {
+def future_event() -> dict[str, Any]:
+    """An event of a type this raylake has no table for."""
+    return {
         "eventId": "AAECAw==",
         "eventType": "AUTOSCALER_SCALING_DECISION_EVENT",
         "timestamp": "2026-11-21T20:42:45.589427234Z",
         "sessionName": SESSION,
         "autoscalerScalingDecisionEvent": {"nodes": 3},
     }
+
+
+def test_a_bad_time_of_an_unknown_event_type_is_rejected() -> None:
+    future = future_event() | {"timestamp": "soon"}
+    error = rejected([first("TASK_DEFINITION_EVENT"), future])
+    assert (error.index, error.field) == (1, "timestamp")
+    assert "RFC 3339" in str(error)
+
+
+def test_unknown_event_types_are_kept_whole() -> None:
+    future = future_event()
     table = tables(body([future]))["other_events"]
     row = table.select(["event_type", "event_json"]).to_pylist()[0]
     assert row["event_type"] == "AUTOSCALER_SCALING_DECISION_EVENT"
