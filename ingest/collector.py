@@ -102,11 +102,10 @@ class Collector:
         self.draining = False
         self.flush_wanted = threading.Event()
         self._lock = threading.Lock()  # intake and sealing: a segment's rows stay whole
-        self._pending: dict[str, SegmentRows] = {}  # by segment name
-        # Rows kept in memory for segments not yet written: one segment's worth at most
-        # (the sidecar's 256 MiB); past it, the flusher reads the segments from disk.
-        self._held_events = 0
-        self._held_bytes = 0  # of their bodies
+        # Rows kept in memory for segments not yet written, by segment name: one
+        # segment's worth at most (the sidecar's 256 MiB); past it, the flusher reads
+        # the segments from disk.
+        self._pending: dict[str, SegmentRows] = {}
         self._checked = EventColumns()  # where a body not kept is checked
         self._recent = RecentIds()  # taken lately: a retry of them is not kept twice
         self._written = WrittenIds()  # in the lake lately: a segment read again leaves them out
@@ -174,8 +173,6 @@ class Collector:
                     self._checked.rollback(mark)
             if keep:
                 segment.add(taken, frame, len(body))
-                self._held_events += taken.events
-                self._held_bytes += len(body)
             else:
                 segment.complete = False
             segment.spooled += taken.events
@@ -197,12 +194,16 @@ class Collector:
         body taken now would only be checked, and parsed again from disk at its flush.
         Intake may wait a moment instead. Not while the lake fails: then the spool
         takes what comes, up to its cap."""
-        return self._holding_a_segment() and self._backoff == 0 and not self.draining
+        if self._backoff or self.draining:
+            return False
+        with self._lock:  # the flusher takes segments out of `_pending`
+            return self._holding_a_segment()
 
     def _holding_a_segment(self) -> bool:
-        """The rows held are a segment's worth: no more are kept."""
-        full = self._held_events >= self.config.flush_events
-        return full or self._held_bytes >= SEGMENT_BYTES
+        """The rows held are a segment's worth: no more are kept. Under `_lock`."""
+        held = self._pending.values()
+        full = sum(rows.events for rows in held) >= self.config.flush_events
+        return full or sum(rows.body_bytes for rows in held) >= SEGMENT_BYTES
 
     # -- flushing -------------------------------------------------------------------
 
@@ -323,8 +324,6 @@ class Collector:
             segments = self.spool.sealed()
             sealed = {segment.name for segment in segments}
             taken = {name: self._pending.pop(name) for name in sealed & self._pending.keys()}
-            self._held_events -= sum(rows.events for rows in taken.values())
-            self._held_bytes -= sum(rows.body_bytes for rows in taken.values())
         started = time.monotonic()
         try:
             flusher = self._get_flusher(list(taken.values()))
