@@ -4,7 +4,7 @@
 # module that uses them, one definition for all.
 
 from cpython.object cimport PyObject
-from libc.stdint cimport int32_t, int64_t, uint8_t
+from libc.stdint cimport INT32_MAX, int32_t, int64_t, uint8_t
 from libc.string cimport memcpy
 
 
@@ -92,6 +92,16 @@ cdef inline int put(Buffer* buffer, const void* data, Py_ssize_t size) except -1
     return 0
 
 
+cdef inline int end_text(Column column) except -1:
+    """Close a text value: its end offset, int32 as Arrow's strings keep them."""
+    cdef int32_t end
+    if column.values.size > INT32_MAX:
+        raise ValueError(f"column {column.name}: more than 2 GiB of text in one batch")
+    end = <int32_t>column.values.size
+    put(&column.offsets, &end, sizeof(int32_t))
+    return 0
+
+
 cdef inline int close(Column column, bint ok) except -1:
     """Count the value just added to a column, valid or null."""
     cdef uint8_t flag = ok
@@ -106,8 +116,7 @@ cdef inline int add_null(Column column) except -1:
     cdef uint8_t flag = 0
     cdef int kind = column.kind
     if kind == K_STR or kind == K_HEX or kind == K_HEX_RAW:
-        number = column.values.size
-        put(&column.offsets, &number, sizeof(int64_t))
+        end_text(column)
     elif kind == K_INT or kind == K_TIME:
         put(&column.values, &number, sizeof(int64_t))
     elif kind == K_FLOAT:
@@ -121,12 +130,10 @@ cdef inline int add_null(Column column) except -1:
 
 cdef inline int add_text(Column column, const char* text, Py_ssize_t size) except -1:
     """STR."""
-    cdef int64_t end
     if column.falsy_null and size == 0:
         return add_null(column)
     put(&column.values, text, size)
-    end = column.values.size
-    put(&column.offsets, &end, sizeof(int64_t))
+    end_text(column)
     return close(column, True)
 
 
@@ -153,7 +160,6 @@ cdef inline int add_hex(Column column, const unsigned char* raw, Py_ssize_t size
     cdef const char* digits = b"0123456789abcdef"
     cdef Py_ssize_t i
     cdef char* out
-    cdef int64_t end
     cdef bint nil = column.kind == K_HEX or (column.falsy_null and size == 0)
     if nil:
         for i in range(size):
@@ -168,8 +174,7 @@ cdef inline int add_hex(Column column, const unsigned char* raw, Py_ssize_t size
         out[2 * i] = digits[raw[i] >> 4]
         out[2 * i + 1] = digits[raw[i] & 15]
     column.values.size += 2 * size
-    end = column.values.size
-    put(&column.offsets, &end, sizeof(int64_t))
+    end_text(column)
     return close(column, True)
 
 

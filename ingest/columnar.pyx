@@ -15,11 +15,17 @@ from cpython.ref cimport Py_INCREF, Py_XDECREF
 from libc.stdint cimport int32_t, int64_t, uint8_t
 from libc.stdlib cimport calloc, free, realloc
 from libc.string cimport memcpy, memset
+from posix.mman cimport MAP_ANONYMOUS, MAP_FAILED, MAP_PRIVATE, PROT_READ, PROT_WRITE, mmap, munmap
 
 import numpy as np
 import pyarrow as pa
 
 from lake.schemas import TIME as TIMESTAMP  # `TIME` here is the column kind
+
+
+cdef extern from "<sys/mman.h>" nogil:  # Linux's; Python.h defines _GNU_SOURCE
+    void* mremap(void* address, size_t old_size, size_t new_size, int flags)
+    int MREMAP_MAYMOVE
 
 
 cdef extern from "Python.h":
@@ -68,19 +74,52 @@ class RowError(ValueError):
         self.index = index
 
 
+# A buffer of this many bytes or more is pages mapped for it alone: grown by mremap,
+# which moves no bytes (realloc copied a segment's columns once over as they doubled),
+# its unused capacity never touched and so never resident, and its pages given back
+# the moment it is freed (glibc's heap kept a written segment's, for the next).
+cdef Py_ssize_t MAPPED = 1 << 20
+
+
+cdef char* grow(char* data, Py_ssize_t size, Py_ssize_t capacity, Py_ssize_t wanted) except NULL:
+    """Memory for `wanted` bytes holding the first `size` of `data` (of `capacity`)."""
+    cdef void* grown
+    if wanted < MAPPED:
+        grown = realloc(data, wanted)
+    elif capacity >= MAPPED:
+        grown = mremap(data, capacity, wanted, MREMAP_MAYMOVE)
+    else:
+        grown = mmap(NULL, wanted, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
+        if grown != MAP_FAILED:
+            memcpy(grown, data, size)
+            free(data)
+    if grown == NULL or grown == MAP_FAILED:
+        raise MemoryError()
+    return <char*>grown
+
+
+cdef void free_memory(char* data, Py_ssize_t capacity) noexcept:
+    if capacity >= MAPPED:
+        munmap(data, capacity)
+    else:
+        free(data)
+
+
 cdef int reserve(Buffer* buffer, Py_ssize_t more) except -1:
     cdef Py_ssize_t wanted = buffer.size + more
     cdef Py_ssize_t capacity
-    cdef char* grown
     if wanted <= buffer.capacity:
         return 0
     capacity = max(wanted, 2 * buffer.capacity, 64)
-    grown = <char*>realloc(buffer.data, capacity)
-    if grown == NULL:
-        raise MemoryError()
-    buffer.data = grown
+    buffer.data = grow(buffer.data, buffer.size, buffer.capacity, capacity)
     buffer.capacity = capacity
     return 0
+
+
+cdef void drop(Buffer* buffer) noexcept:
+    """Free a buffer's memory; it is left empty."""
+    free_memory(buffer.data, buffer.capacity)
+    buffer[0] = Buffer(NULL, 0, 0)
 
 
 cdef bytes take_bytes(Buffer* buffer, Py_ssize_t start, Py_ssize_t end):
@@ -90,15 +129,17 @@ cdef bytes take_bytes(Buffer* buffer, Py_ssize_t start, Py_ssize_t end):
 cdef class Block:
     """Memory a column gave to Arrow: freed when the last buffer over it goes."""
     cdef char* data
+    cdef Py_ssize_t capacity
 
     def __dealloc__(self):
-        free(self.data)
+        free_memory(self.data, self.capacity)
 
 
 cdef object give_buffer(Buffer* buffer):
     """An Arrow buffer over `buffer`'s bytes, which it now owns; `buffer` is left empty."""
     cdef Block block = Block()
     block.data = buffer.data
+    block.capacity = buffer.capacity
     size = buffer.size
     buffer[0] = Buffer(NULL, 0, 0)
     if block.data == NULL:
@@ -236,7 +277,7 @@ cdef class Path:
 cdef class Column:
     """One column's values, appended one at a time: `paths` are attribute names, per
     alternative (`walkers` a Path each); `values` holds UTF-8 text (STR, HEX), int64,
-    float64 or a byte per bool, `offsets` the int64 end offsets into it (STR, HEX),
+    float64 or a byte per bool, `offsets` the int32 end offsets into it (STR, HEX),
     `valid` a byte per value, `objects` the values of an OBJ column.
 
     `append` takes a Python value; the `add_*` functions of `columnar.pxd` take a C
@@ -254,13 +295,13 @@ cdef class Column:
         self.convert = convert
         self.objects = []
         self.length = 0
-        cdef int64_t zero = 0
-        put(&self.offsets, &zero, sizeof(int64_t))
+        cdef int32_t zero = 0
+        put(&self.offsets, &zero, sizeof(int32_t))
 
     def __dealloc__(self):
-        free(self.values.data)
-        free(self.offsets.data)
-        free(self.valid.data)
+        drop(&self.values)
+        drop(&self.offsets)
+        drop(&self.valid)
 
     cdef object value_of(self, object root):
         cdef Path path
@@ -308,7 +349,7 @@ cdef class Column:
 
     cdef int repeat(self, Py_ssize_t count) except -1:
         """Add the last value `count` times more (an event's own value on its rows)."""
-        cdef int64_t* ends
+        cdef int32_t* ends
         cdef int64_t start, size, end
         cdef Py_ssize_t i, width
         cdef uint8_t ok
@@ -316,17 +357,19 @@ cdef class Column:
             return 0
         ok = <uint8_t>self.valid.data[self.length - 1]
         if self.kind == K_STR or self.kind == K_HEX or self.kind == K_HEX_RAW:
-            ends = <int64_t*>self.offsets.data
+            ends = <int32_t*>self.offsets.data
             start, size = ends[self.length - 1], ends[self.length] - ends[self.length - 1]
+            if self.values.size + count * size > INT32_MAX:
+                raise ValueError(f"column {self.name}: more than 2 GiB of text in one batch")
             reserve(&self.values, count * size)
-            reserve(&self.offsets, count * sizeof(int64_t))
+            reserve(&self.offsets, count * sizeof(int32_t))
             end = self.values.size
             for i in range(count):
                 memcpy(self.values.data + end, self.values.data + start, size)
                 end += size
-                (<int64_t*>(self.offsets.data + self.offsets.size))[i] = end
+                (<int32_t*>(self.offsets.data + self.offsets.size))[i] = <int32_t>end
             self.values.size = end
-            self.offsets.size += count * sizeof(int64_t)
+            self.offsets.size += count * sizeof(int32_t)
         elif self.kind == K_OBJ:
             last = self.objects[self.length - 1]
             for i in range(count):
@@ -345,12 +388,12 @@ cdef class Column:
 
     cdef truncate(self, Py_ssize_t length):
         """Forget the values from `length` on."""
-        cdef int64_t* ends = <int64_t*>self.offsets.data
+        cdef int32_t* ends = <int32_t*>self.offsets.data
         if length >= self.length:
             return
         if self.kind == K_STR or self.kind == K_HEX or self.kind == K_HEX_RAW:
             self.values.size = ends[length]
-            self.offsets.size = (length + 1) * sizeof(int64_t)
+            self.offsets.size = (length + 1) * sizeof(int32_t)
         elif self.kind == K_INT or self.kind == K_TIME or self.kind == K_FLOAT:
             self.values.size = length * 8
         elif self.kind == K_BOOL:
@@ -371,7 +414,7 @@ cdef class Column:
         """The values from `start` on as an Arrow array of `data_type` (OBJ columns) or
         of the kind's own type (string, int64, the lake's timestamp, float64, bool)."""
         cdef Py_ssize_t count = self.length - start
-        cdef int64_t* ends = <int64_t*>self.offsets.data
+        cdef int32_t* ends = <int32_t*>self.offsets.data
         bitmap, nulls = self.validity(start)
         cdef int kind = self.kind
         if kind == K_OBJ:
@@ -379,18 +422,12 @@ cdef class Column:
         if kind == K_STR or kind == K_HEX or kind == K_HEX_RAW:
             first = ends[start]
             offsets = np.frombuffer(
-                take_bytes(&self.offsets, start * 8, (self.length + 1) * 8), dtype=np.int64
+                take_bytes(&self.offsets, start * 4, (self.length + 1) * 4), dtype=np.int32
             )
             if first:
                 offsets = offsets - first
             text = pa.py_buffer(take_bytes(&self.values, first, ends[self.length]))
-            if offsets[-1] < 2**31:  # as string, without a cast that copies the text
-                offsets = pa.py_buffer(offsets.astype(np.int32))
-                return pa.StringArray.from_buffers(count, offsets, text, bitmap, nulls)
-            array = pa.LargeStringArray.from_buffers(
-                count, pa.py_buffer(offsets), text, bitmap, nulls
-            )
-            return array.cast(pa.string())  # fails as Arrow does for more than 2 GiB
+            return pa.StringArray.from_buffers(count, pa.py_buffer(offsets), text, bitmap, nulls)
         if kind == K_INT or kind == K_TIME:
             values = pa.py_buffer(take_bytes(&self.values, start * 8, self.length * 8))
             arrow_type = pa.int64() if kind == K_INT else TIMESTAMP
@@ -408,17 +445,13 @@ cdef class Column:
         The column is empty afterwards."""
         cdef int kind = self.kind
         cdef Py_ssize_t count = self.length
-        cdef int64_t* ends = <int64_t*>self.offsets.data
-        text = kind == K_STR or kind == K_HEX or kind == K_HEX_RAW
-        if kind == K_OBJ or kind == K_BOOL or (text and ends[count] >= 2**31):
+        if kind == K_OBJ or kind == K_BOOL:
             array = self.array(data_type)  # a copy: Arrow's layout is not the column's
         else:
             bitmap, nulls = self.validity(0)
-            if text:  # Arrow's strings take int32 offsets: only those are copied
-                offsets = np.frombuffer(take_bytes(&self.offsets, 0, (count + 1) * 8), np.int64)
+            if kind == K_STR or kind == K_HEX or kind == K_HEX_RAW:
                 array = pa.StringArray.from_buffers(
-                    count, pa.py_buffer(offsets.astype(np.int32)), give_buffer(&self.values),
-                    bitmap, nulls,
+                    count, give_buffer(&self.offsets), give_buffer(&self.values), bitmap, nulls
                 )
             else:
                 arrow_type = {K_INT: pa.int64(), K_TIME: TIMESTAMP, K_FLOAT: pa.float64()}[kind]
@@ -430,14 +463,11 @@ cdef class Column:
 
     cdef release(self):
         """Forget every value and give the memory back."""
-        cdef int64_t zero = 0
-        free(self.values.data)
-        free(self.offsets.data)
-        free(self.valid.data)
-        self.values = Buffer(NULL, 0, 0)
-        self.offsets = Buffer(NULL, 0, 0)
-        self.valid = Buffer(NULL, 0, 0)
-        put(&self.offsets, &zero, sizeof(int64_t))
+        cdef int32_t zero = 0
+        drop(&self.values)
+        drop(&self.offsets)
+        drop(&self.valid)
+        put(&self.offsets, &zero, sizeof(int32_t))
         self.objects = []
         self.length = 0
 
@@ -474,7 +504,7 @@ cdef class TableBuilder:
         self.rows = 0
 
     def __dealloc__(self):
-        free(self.counts.data)
+        drop(&self.counts)
 
     def fresh(self):
         """An empty builder of the same spec."""
@@ -547,8 +577,7 @@ cdef class TableBuilder:
         cdef Column column
         for column in self.event_columns + self.row_columns:
             column.release()
-        free(self.counts.data)
-        self.counts = Buffer(NULL, 0, 0)
+        drop(&self.counts)
         self.events = 0
         self.rows = 0
 
