@@ -43,9 +43,9 @@ log = logging.getLogger("raylake.collector")
 
 MAX_BACKOFF = 60.0
 # A segment is sealed at --flush-events or at this many bytes of bodies, whichever comes
-# first: the rows held for the flush (about twice their JSON) stay bounded however large
-# the events are.
-SEGMENT_BYTES = 32 * 1024 * 1024
+# first: the rows held for the flush (about 1.6 times their JSON) stay bounded however
+# large the events are.
+SEGMENT_BYTES = 40 * 1024 * 1024
 
 
 class CollectorUnavailable(Exception):
