@@ -55,6 +55,7 @@ cdef class Column:
     cdef Buffer valid
     cdef list objects
     cdef readonly Py_ssize_t length
+    cdef Py_ssize_t nulls
 
     cdef object value_of(self, object root)
     cdef int append(self, object value) except -1
@@ -107,6 +108,7 @@ cdef inline int close(Column column, bint ok) except -1:
     cdef uint8_t flag = ok
     put(&column.valid, &flag, 1)
     column.length += 1
+    column.nulls += not ok
     return 0
 
 

@@ -384,11 +384,13 @@ cdef class Column:
         memset(self.valid.data + self.valid.size, ok, count)
         self.valid.size += count
         self.length += count
+        self.nulls += 0 if ok else count
         return 0
 
     cdef truncate(self, Py_ssize_t length):
         """Forget the values from `length` on."""
         cdef int32_t* ends = <int32_t*>self.offsets.data
+        cdef Py_ssize_t i
         if length >= self.length:
             return
         if self.kind == K_STR or self.kind == K_HEX or self.kind == K_HEX_RAW:
@@ -400,12 +402,16 @@ cdef class Column:
             self.values.size = length
         else:
             del self.objects[length:]
+        for i in range(length, self.length):
+            self.nulls -= not self.valid.data[i]
         self.valid.size = length
         self.length = length
 
     cdef tuple validity(self, Py_ssize_t start):
         """(Arrow's validity bitmap, or None without nulls; the null count) of the
         values from `start` on."""
+        if start == 0 and self.nulls == 0:
+            return None, 0
         valid = np.frombuffer(take_bytes(&self.valid, start, self.length), dtype=np.bool_)
         nulls = self.length - start - int(np.count_nonzero(valid))
         return pa.py_buffer(np.packbits(valid, bitorder="little")) if nulls else None, nulls
@@ -470,6 +476,7 @@ cdef class Column:
         put(&self.offsets, &zero, sizeof(int32_t))
         self.objects = []
         self.length = 0
+        self.nulls = 0
 
 
 

@@ -137,18 +137,18 @@ class Summary:
 
 def _summary(data: pa.Table) -> dict[str, Summary]:
     """Per session of a table's rows (usually one: no filter, no grouping)."""
-    sessions = [str(session) for session in pc.unique(data["session"]).to_pylist()]
+    sessions = pc.unique(data["session"])
     summaries = {}
-    for session in sessions:
+    for session in map(str, sessions.to_pylist()):
         rows = data
         if len(sessions) > 1:
             rows = data.filter(pc.equal(data["session"], pa.scalar(session)))
         first_rows = pc.equal(rows["seq"], pa.scalar(0, pa.int32()))  # an event's first row
-        ns = pc.cast(rows["event_time"], pa.int64())
+        span = pc.min_max(pc.cast(rows["event_time"], pa.int64()))
         summaries[session] = Summary(
-            events=int(pc.sum(pc.cast(first_rows, pa.int64())).as_py() or 0),
-            first=int(pc.min(ns).as_py()),
-            last=int(pc.max(ns).as_py()),
+            events=int(pc.sum(pc.cast(first_rows, pa.int64())).as_py()),
+            first=int(span["min"].as_py()),
+            last=int(span["max"].as_py()),
         )
     return summaries
 

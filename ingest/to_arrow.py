@@ -40,7 +40,7 @@ def _one(table: str, builder: TableBuilder, ingest_id: str) -> pa.Table:
 
     def column(field: pa.Field[Any]) -> pa.Array[Any]:
         if field.name == "ingest_id":
-            return pa.array([ingest_id] * builder.rows, pa.string())
+            return pa.repeat(ingest_id, builder.rows)
         if field.name == "seq":
             return seq
         array = columns[field.name].give_array(field.type)

@@ -179,3 +179,35 @@ def test_a_given_array_owns_the_values_and_leaves_the_column_empty() -> None:
         array.validate(full=True)
     assert [a.to_pylist() for a in given] == [a.to_pylist() for a in copied]
     assert given[0].null_count == 17
+
+
+def test_nulls_rolled_back_are_not_counted_in_the_given_array() -> None:
+    table = builder()
+    table.add(Event(Struct(b"\x01", 1, "kept")))
+    mark = table.mark()
+    table.add(Event(Struct(b"", 2, "gone")))  # a null id
+    table.rollback(mark)
+    ids = table.event_columns[0].give_array(pa.string())
+    ids.validate(full=True)
+    assert (ids.to_pylist(), ids.null_count, ids.buffers()[0]) == (["01"], 0, None)
+    table.add(Event(Struct(b"", 3, "null again")))
+    assert table.event_columns[0].give_array(pa.string()).to_pylist() == [None]
+
+
+def test_columns_past_a_mebibyte_grow_and_are_given_whole() -> None:
+    """Past 1 MiB a buffer is mapped pages of its own, grown by mremap."""
+    table = builder()
+    names = [f"task-{i:07d}-" + "x" * (i % 17) for i in range(200_000)]
+    for i, name in enumerate(names):
+        table.add(Event(Struct(i.to_bytes(4, "big"), i, name)))
+    mark = table.mark()
+    table.add(Event(Struct(b"\x00", -1, "rolled back")))
+    table.rollback(mark)
+    types = [pa.string(), pa.int64(), pa.string()]
+    given = [c.give_array(t) for c, t in zip(table.event_columns, types, strict=True)]
+    del table
+    for array in given:
+        array.validate(full=True)
+    assert given[2].to_pylist() == names
+    assert given[1].to_pylist() == list(range(200_000))
+    assert given[0][123_456].as_py() == (123_456).to_bytes(4, "big").hex()
