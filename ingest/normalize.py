@@ -4,9 +4,9 @@ Each event type's table is described once, below, as column specs: the common ev
 columns, the payload columns an event has once, and the columns of each of its rows (a
 lifecycle event has a row per state transition, a profile event one per entry). The
 compiled `ingest.columnar` walks the decoded structs along those specs and fills the
-columns. Times are still the RFC 3339 strings Ray sent; they are checked here, once
-per body, and parsed by `to_arrow`. Events repeated (Ray delivers at least once) are
-kept once.
+columns. Times are read into nanoseconds as they are added (Ray's RFC 3339 form in C,
+any other through Arrow); a time neither reads is refused with its event and field.
+Events repeated (Ray delivers at least once) are kept once.
 
 `take` adds a POST body: the compiled `ingest.jsonfill` fills the same columns along
 the same specs straight from the body's JSON, without decoding it into structs, or
