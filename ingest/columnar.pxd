@@ -93,11 +93,17 @@ cdef inline int put(Buffer* buffer, const void* data, Py_ssize_t size) except -1
     return 0
 
 
-cdef inline int end_text(Column column) except -1:
-    """Close a text value: its end offset, int32 as Arrow's strings keep them."""
-    cdef int32_t end
-    if column.values.size > INT32_MAX:
+cdef inline int check_text(Column column, Py_ssize_t more) except -1:
+    """Whether `more` bytes of text fit: Arrow's strings (and the offsets here) are int32."""
+    if column.values.size + more > INT32_MAX:
         raise ValueError(f"column {column.name}: more than 2 GiB of text in one batch")
+    return 0
+
+
+cdef inline int end_text(Column column) except -1:
+    """Close a text value: its end offset."""
+    cdef int32_t end
+    check_text(column, 0)
     end = <int32_t>column.values.size
     put(&column.offsets, &end, sizeof(int32_t))
     return 0

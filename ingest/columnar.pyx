@@ -359,8 +359,7 @@ cdef class Column:
         if self.kind == K_STR or self.kind == K_HEX or self.kind == K_HEX_RAW:
             ends = <int32_t*>self.offsets.data
             start, size = ends[self.length - 1], ends[self.length] - ends[self.length - 1]
-            if self.values.size + count * size > INT32_MAX:
-                raise ValueError(f"column {self.name}: more than 2 GiB of text in one batch")
+            check_text(self, count * size)
             reserve(&self.values, count * size)
             reserve(&self.offsets, count * sizeof(int32_t))
             end = self.values.size
