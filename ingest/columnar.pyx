@@ -206,9 +206,14 @@ cdef bint time_ns(const char* text, Py_ssize_t size, int64_t* ns) noexcept:
     return True
 
 
-cdef object arrow_time_ns(str text):
-    """A time not in Ray's form, as Arrow parses it into the lake's type (nanoseconds),
-    or None when Arrow refuses it."""
+cdef object read_time(str text):
+    """A time as a TIME column reads it, in nanoseconds: Ray's form in C, any other as
+    Arrow parses it into the lake's type; None when Arrow refuses it."""
+    cdef Py_ssize_t size
+    cdef int64_t ns
+    cdef const char* data = PyUnicode_AsUTF8AndSize(text, &size)
+    if time_ns(data, size, &ns):
+        return ns
     try:
         return pa.array([text], pa.string()).cast(TIMESTAMP).cast(pa.int64())[0].as_py()
     except (pa.ArrowInvalid, pa.ArrowTypeError):
@@ -317,7 +322,6 @@ cdef class Column:
         as a null), else 0."""
         cdef Py_ssize_t size
         cdef const char* text
-        cdef int64_t ns
         cdef int kind = self.kind
         if self.convert is not None:
             value = self.convert(value)
@@ -327,10 +331,7 @@ cdef class Column:
             text = PyUnicode_AsUTF8AndSize(value, &size)
             return add_text(self, text, size)
         if kind == K_TIME:
-            text = PyUnicode_AsUTF8AndSize(value, &size)
-            if time_ns(text, size, &ns):
-                return add_ns(self, ns)
-            found = arrow_time_ns(value)
+            found = read_time(value)
             if found is None:
                 add_null(self)
                 return 1
@@ -649,3 +650,8 @@ def ray_time_ns(str text):
     cdef int64_t ns
     cdef const char* data = PyUnicode_AsUTF8AndSize(text, &size)
     return ns if time_ns(data, size, &ns) else None
+
+
+def time_of(str text):
+    """A time as a TIME column reads it (nanoseconds), or None when it refuses it."""
+    return read_time(text)
