@@ -1202,15 +1202,14 @@ cdef class JsonFill:
                             decoded_size(value),
                         ).hex()
                 item = unsafe_yyjson_get_next(item)
-        except (ValueError, OverflowError) as exc:  # a converter's (LayoutError is caught)
+        except BaseException as exc:
             seen.difference_update(new_ids)
             for builder, mark in zip(targets, marks):
                 (<TableBuilder>builder).rollback(mark)
-            raise Declined(f"event {walk.index}: a converter refused a value: {exc}") from None
-        except BaseException:
-            seen.difference_update(new_ids)
-            for builder, mark in zip(targets, marks):
-                (<TableBuilder>builder).rollback(mark)
+            # A converter's (LayoutError is caught) or a column's bound: the exact path
+            # names the event and field.
+            if isinstance(exc, (ValueError, OverflowError)):
+                raise Declined(f"event {walk.index}: a value was refused: {exc}") from None
             raise
         finally:
             for builder in repeats:
