@@ -13,10 +13,13 @@ from pathlib import Path
 
 import httpx
 import pytest
+from litestar import get
+from litestar.testing import TestClient
 
 from ingest.load import ingest_paths
 from lake.layout import ClusterKey
 from lake.store import Lake
+from web.app import ServerConfig, create_app
 
 from conftest import CLUSTER, POSTS, SESSION, ingest_sample
 from s3_server import (
@@ -180,6 +183,29 @@ def test_a_browser_signs_in_once(guarded: Server) -> None:
         signed = browser.post("/login", data={"token": TOKEN, "next": "/clusters"})
         assert signed.status_code == 303 and signed.headers["location"] == "/clusters"
         assert browser.get("/clusters").status_code == 200  # the cookie carries the token
+
+
+# Litestar 2.25 deprecates parameters inferred from a handler's signature; they still work.
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_a_500_logs_its_traceback(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    """Outside debug mode too: a 500 is a bug, and its traceback is how it is found."""
+
+    @get("/fails", sync_to_thread=False)
+    def fails() -> None:
+        raise RuntimeError("the bug behind a 500")
+
+    Lake(str(tmp_path / "lake"), create=True)
+    app = create_app(ServerConfig(lake=str(tmp_path / "lake"), cache_dir=tmp_path / "cache"))
+    app.register(fails)
+    with TestClient(app) as client:
+        assert client.get("/fails").status_code == 500
+    # Litestar's own handler writes it to stderr, from a thread of its own.
+    deadline = time.monotonic() + 5
+    logged = ""
+    while "RuntimeError: the bug behind a 500" not in logged and time.monotonic() < deadline:
+        time.sleep(0.05)
+        logged += capfd.readouterr().err
+    assert "Traceback" in logged and "RuntimeError: the bug behind a 500" in logged, logged
 
 
 def test_cors_is_off_by_default(served: Server) -> None:

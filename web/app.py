@@ -12,6 +12,7 @@ from typing import Any
 from litestar import Litestar, get
 from litestar.config.cors import CORSConfig
 from litestar.exceptions import HTTPException
+from litestar.logging.config import LoggingConfig
 
 from lake.store import Lake
 from query.state import StateCache
@@ -99,6 +100,8 @@ def create_app(config: ServerConfig) -> Litestar:
         if config.cors_origins
         else None,
         exception_handlers={ApiError: api_error_handler, HTTPException: http_error_handler},
+        # A 500 is a bug: its traceback goes to the log outside debug mode too.
+        logging_config=LoggingConfig(log_exceptions="always"),
     )
     app.state.config = config
     app.state.lake = lake
