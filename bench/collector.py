@@ -713,10 +713,12 @@ def _mib(value: float) -> str:
 
 
 def versions() -> str:
-    import uvicorn
+    import httptools
+    import uvloop
 
     return (
-        f"Python {platform.python_version()}, uvicorn {uvicorn.__version__}, "
+        f"Python {platform.python_version()}, httptools {httptools.__version__}, "
+        f"uvloop {uvloop.__version__}, "
         f"httpx {httpx.__version__}, "
         f"{os.cpu_count()} cores ({platform.machine()})"
     )

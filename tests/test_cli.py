@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -143,3 +144,16 @@ def test_a_newer_lake_format_is_refused(tmp_path: Path) -> None:
 def test_a_directory_that_is_not_a_lake_is_refused(tmp_path: Path) -> None:
     done = sql(tmp_path, "SELECT 1")
     assert done.returncode == 2 and "_lake.json" in done.stderr
+
+
+def test_collect_on_a_port_in_use_says_so_and_exits(tmp_path: Path) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        done = raylake(
+            "collect", "--lake", tmp_path / "lake", "--cluster", "demo", "--role", "worker",
+            "--host", "127.0.0.1", "--port", port, "--spool", tmp_path / "spool",
+            "--ray-root", tmp_path / "ray",
+        )  # fmt: skip
+    assert done.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in done.stderr
+    assert "Address already in use" in done.stderr

@@ -3,8 +3,8 @@ it, a moment at most; a segment sealed while others are written keeps its rows; 
 raw object compressed at intake is the one a segment read back from disk makes; a
 segment is sealed at its bytes as well as at its events.
 
-In-process: the collector and its ASGI app, called over httpx's ASGI transport, so the
-test decides when the flusher runs. Bodies are the Ray 2.60 capture's.
+In-process: the collector and its HTTP server on a loopback port of the test's own event
+loop, so the test decides when the flusher runs. Bodies are the Ray 2.60 capture's.
 """
 
 from __future__ import annotations
@@ -26,7 +26,8 @@ from ingest import collector as collector_module
 from ingest import intake, rawfiles
 from ingest.collector import Collector
 from ingest.flush import rows_from_disk
-from ingest.intake import create_app
+from ingest.httpd import listening_socket
+from ingest.intake import create_server
 from ingest.parse import parse_body
 from ingest.settings import add_arguments, config_from
 from ingest.spool import Segment, Spool
@@ -80,9 +81,16 @@ def flusher(c: Collector) -> Iterator[None]:
 
 @contextlib.asynccontextmanager
 async def client_of(c: Collector) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=create_app(c))
-    async with httpx.AsyncClient(transport=transport, base_url="http://collector") as client:
-        yield client
+    server = create_server(c)
+    sock = listening_socket("127.0.0.1", 0)
+    serving = asyncio.create_task(server.serve(sock))
+    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    try:
+        async with httpx.AsyncClient(base_url=url, timeout=10.0) as client:
+            yield client
+    finally:
+        server.stop()
+        await serving
 
 
 async def post(client: httpx.AsyncClient, body: bytes) -> float:
