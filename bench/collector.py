@@ -664,8 +664,8 @@ COMPONENTS: tuple[tuple[str, str, str], ...] = (
     ("  write_parts", "lake/parts.py", "write_parts"),
     ("  rows_from_disk (segments not held: parsed again)", "ingest/flush.py", "rows_from_disk"),
     ("  Flusher._count (catalog)", "ingest/flush.py", "_count"),
-    ("httptools protocol (main thread: HTTP)", "httptools_impl.py", "data_received"),
-    ("events handler (main thread: ASGI, coroutine)", "ingest/intake.py", "events"),
+    ("HTTP: bytes read and parsed (main thread)", "ingest/httpd.py", "data_received"),
+    ("events handler (main thread, a coroutine)", "ingest/intake.py", "events"),
 )
 
 
