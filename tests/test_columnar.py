@@ -10,7 +10,16 @@ import pyarrow as pa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ingest.columnar import HEX, INT, PAYLOAD, STR, Column, TableBuilder, ray_time_ns
+from ingest.columnar import (
+    HEX,
+    INT,
+    PAYLOAD,
+    STR,
+    Column,
+    TableBuilder,
+    pooled_memory,
+    ray_time_ns,
+)
 from lake.schemas import TIME
 
 
@@ -211,3 +220,43 @@ def test_columns_past_a_mebibyte_grow_and_are_given_whole() -> None:
     assert given[2].to_pylist() == names
     assert given[1].to_pylist() == list(range(200_000))
     assert given[0][123_456].as_py() == (123_456).to_bytes(4, "big").hex()
+
+
+def test_a_written_segments_mapped_buffers_are_kept_for_the_next() -> None:
+    """Freed mapped buffers go to a bounded pool; the next columns of their size reuse
+    them (no page faulted in afresh) and read back exactly what was written."""
+    types = [pa.string(), pa.int64(), pa.string()]
+
+    def segment(first: int) -> list[pa.Array]:
+        table = builder()
+        for i in range(first, first + 200_000):
+            table.add(Event(Struct(i.to_bytes(4, "big"), i, f"task-{i:07d}")))
+        return [c.give_array(t) for c, t in zip(table.event_columns, types, strict=True)]
+
+    written = segment(0)
+    addresses = {buffer.address for array in written for buffer in array.buffers() if buffer}
+    before, _ = pooled_memory()
+    del written  # the arrays go: their mapped buffers stay for the next segment
+    held, regions = pooled_memory()
+    assert held > before and regions >= 3
+    again = segment(1_000_000)
+    reused = {buffer.address for array in again for buffer in array.buffers() if buffer}
+    assert addresses & reused
+    assert pooled_memory()[0] < held
+    for array in again:
+        array.validate(full=True)
+    assert again[1].to_pylist() == list(range(1_000_000, 1_200_000))
+    assert again[2][5].as_py() == "task-1000005"
+    assert again[0][7].as_py() == (1_000_007).to_bytes(4, "big").hex()
+
+
+def test_the_pool_of_mapped_buffers_is_bounded() -> None:
+    kept = []
+    for _ in range(12):  # 12 segments' columns alive at once, then all let go
+        table = builder()
+        for i in range(300_000):
+            table.add(Event(Struct(i.to_bytes(8, "big"), i, "a name of some length")))
+        kept.append([c.give_array(pa.string()) for c in table.event_columns[::2]])
+    del kept
+    held, regions = pooled_memory()
+    assert held <= 32 << 20 and regions <= 512
