@@ -1,22 +1,24 @@
 """A small HTTP/1.1 server for the collector's intake: an asyncio protocol (on uvloop)
-around httptools' parser, answering each whole request with one coroutine call.
+that parses a request's head with httptools, reads a declared body straight into the
+bytes its handler gets, and answers each whole request with one coroutine call.
 
-Why not uvicorn, which is the same two parts: under ASGI, every piece of a body wakes the
-application's task with a message, and every request goes through scope and message
-dicts. For Ray's bodies (350 kB in 100-1000 events), uvicorn serving a do-nothing app
-took 0.18-0.20 CPU s per 100k events, this server 0.11-0.13: a twentieth of all
-the collector's CPU, at a sidecar limit of 0.2 cores.
+Why not uvicorn, which is the same two parts: under ASGI, every piece of a body is
+copied out of the parser and wakes the application's task with a message, and every
+request goes through scope and message dicts. For Ray's bodies (350 kB in 100-1000
+events) at 20,000 events/s, uvicorn serving a do-nothing app took 0.17-0.20 CPU s per
+100k events, this server 0.11-0.12 (0.14-0.17 when the parser read the bodies too): a
+tenth of all the collector's CPU, at a sidecar limit of 0.2 cores.
 
 What a client can count on: keep-alive and pipelining (requests on a connection are
 answered one at a time, in order); bodies by Content-Length or chunked;
 `Expect: 100-continue`; 413 as soon as a declared or received body passes the cap, the
 rest of it read and dropped so that the client sees the answer; 400 and a closed
 connection for what is not HTTP/1.x; a request to switch protocols (`Upgrade`, as
-`curl --http2` sends) answered in HTTP/1.1 and the connection closed after it, or 400 if
-it has a body, which the parser then does not read; an idle keep-alive connection closed after
-KEEP_ALIVE_SECONDS; a handler's exception answered 500 and logged with its traceback;
-a graceful stop: the listening socket closes, requests being handled are answered, then
-every connection closes.
+`curl --http2` sends) answered in HTTP/1.1 and the connection closed after it, or 400
+if it has a body, which the parser then does not read; an idle keep-alive connection
+closed after KEEP_ALIVE_SECONDS; a handler's exception answered 500 and logged with its
+traceback; a graceful stop: the listening socket closes, requests being handled are
+answered, then every connection closes.
 """
 
 from __future__ import annotations
@@ -35,10 +37,13 @@ from typing import cast
 
 import httptools
 
+from ingest.bodybuffer import BodyBuffer
+
 log = logging.getLogger("raylake.collector.http")
 
 KEEP_ALIVE_SECONDS = 5.0  # as uvicorn's default
 STOP_SECONDS = 5.0  # for the requests being handled when the server stops
+HEAD_BYTES = 64 * 1024  # read into at once until a request's head is whole
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 _REASONS = {status.value: status.phrase.encode() for status in HTTPStatus}
 
@@ -146,14 +151,26 @@ class Server:
             self._closed.set()
 
 
-class _Connection(asyncio.Protocol):
-    """One client connection: httptools calls the `on_*` methods as it parses."""
+class _Connection(asyncio.BufferedProtocol):
+    """One client connection. The kernel reads into `head` until a request's head is
+    whole, and httptools parses that (calling the `on_*` methods); a body of a declared
+    length is then read straight into the bytes the handler gets (`BodyBuffer`), past the
+    parser: no piece of it is copied into bytes of its own and joined again, as a
+    parser's callbacks would. Other bodies (chunked, refused, or after a head longer than
+    `head`) go through the parser."""
 
     def __init__(self, server: Server) -> None:
         self.server = server
         self.loop = asyncio.get_running_loop()
         self.transport: asyncio.Transport | None = None
         self.parser = httptools.HttpRequestParser(self)
+        self.head = bytearray(HEAD_BYTES)
+        self.held = 0  # bytes in `head` not yet given to the parser
+        self.through_parser = False  # all bytes go to the parser until a request ends
+        self.body: memoryview | None = None  # a declared body being read straight in
+        self.body_buffer: BodyBuffer | None = None  # the buffer under it
+        self.filled = 0  # bytes of it read
+        self.upgrade = False  # the client asked to switch protocols: read no more
         self.waiting: deque[tuple[Request | Response, bool]] = deque()  # with keep-alive
         self.reading = False  # a request has begun and is not yet whole
         self.busy = False  # a request is with the handler
@@ -170,6 +187,8 @@ class _Connection(asyncio.Protocol):
         self.size = 0
         self.too_large = False
         self.answered = False  # the 413 went out before the body was read
+        self.method = ""
+        self.keep_alive = True
 
     # asyncio
 
@@ -188,16 +207,75 @@ class _Connection(asyncio.Protocol):
             self.idle.cancel()
         self.server.forget(self)
 
-    def data_received(self, data: bytes) -> None:
+    def get_buffer(self, sizehint: int) -> memoryview:
+        if self.body is not None:
+            return self.body[self.filled :]
+        return memoryview(self.head)[self.held :]
+
+    def buffer_updated(self, nbytes: int) -> None:
+        if self.body is not None:
+            self.filled += nbytes
+            if self.filled == len(self.body):
+                self._body_read()
+        else:
+            self.held += nbytes
+        self._parse_held()
+
+    def _parse_held(self) -> None:
+        """Give the parser what `head` holds, a request's head at a time, and start
+        reading a declared body past it."""
+        while self.held and self.body is None and not self.upgrade and not self.ended:
+            if self.through_parser:
+                self._feed(self.held)
+                self.held = 0
+                self.through_parser = self.reading
+                return
+            end = self.head.find(b"\r\n\r\n", 0, self.held)
+            if end < 0:
+                if self.held == len(self.head):  # a head this long is the parser's to judge
+                    self.through_parser = True
+                    continue
+                return
+            end += 4
+            if not self._feed(end):
+                return
+            if self.body is not None:
+                taken = min(self.held - end, len(self.body))
+                self.body[:taken] = self.head[end : end + taken]
+                self.filled = taken
+                end += taken
+            elif self.reading:  # a body for the parser: chunked, or refused
+                self.through_parser = True
+            self.head[: self.held - end] = self.head[end : self.held]
+            self.held -= end
+            if self.body is not None and self.filled == len(self.body):
+                self._body_read()
+
+    def _feed(self, end: int) -> bool:
+        """The parser reads `head[:end]`; False if the connection fails on it."""
         try:
-            self.parser.feed_data(data)
+            self.parser.feed_data(memoryview(self.head)[:end])
         except httptools.HttpParserUpgrade:
-            pass  # the request is whole and waits for its answer; see on_message_complete
+            # The request is whole and waits for its answer (on_message_complete), the
+            # connection's last: what follows is another protocol's.
+            self.upgrade = True
+            self.held = 0
+            return False
         except httptools.HttpParserCallbackError:
             log.exception("the HTTP parser's callbacks failed")
             self._fail(_INTERNAL_ERROR)
+            return False
         except httptools.HttpParserError as exc:
             self._fail(_bad_request(f"not a valid HTTP/1.1 request: {exc}"))
+            return False
+        return True
+
+    def _body_read(self) -> None:
+        assert self.body_buffer is not None
+        body = self.body_buffer.filled()
+        self.body = self.body_buffer = None
+        self.parser = httptools.HttpRequestParser(self)  # this one stopped at the head
+        self._complete(body, self.keep_alive, upgrade=False)
 
     # httptools
 
@@ -221,10 +299,18 @@ class _Connection(asyncio.Protocol):
             self.expect_continue = value.lower() == b"100-continue"
 
     def on_headers_complete(self) -> None:
+        upgrade = self.parser.should_upgrade()
+        self.method = self.parser.get_method().decode("latin-1")
+        self.keep_alive = self.parser.should_keep_alive() and not upgrade
         if self.declared is not None and self.declared > self.server.max_body:
             self._refuse_body()
-        elif self.expect_continue and self.transport is not None and self._first_in_line():
+            return
+        if self.expect_continue and self.transport is not None and self._first_in_line():
             self.transport.write(_CONTINUE)
+        if self.declared and not self.chunked and not upgrade and not self.through_parser:
+            self.body_buffer = BodyBuffer(self.declared)
+            self.body = memoryview(self.body_buffer)
+            self.filled = 0
 
     def on_body(self, body: bytes) -> None:
         if self.too_large:
@@ -236,9 +322,12 @@ class _Connection(asyncio.Protocol):
         self.chunks.append(body)
 
     def on_message_complete(self) -> None:
+        body, self.chunks = b"".join(self.chunks), []
+        self._complete(body, self.keep_alive, self.parser.should_upgrade())
+
+    def _complete(self, body: bytes, keep_alive: bool, upgrade: bool) -> None:
+        """A request has been read whole: its answer waits its turn."""
         self.reading = False
-        upgrade = self.parser.should_upgrade()
-        keep_alive = self.parser.should_keep_alive() and not upgrade
         if self.answered:
             if self.ended:
                 self._close()
@@ -256,9 +345,7 @@ class _Connection(asyncio.Protocol):
             except httptools.HttpParserInvalidURLError:
                 answer = _bad_request(f"not a valid URL: {self.url!r}")
             else:
-                method = self.parser.get_method().decode("latin-1")
-                answer = Request(method, path, b"".join(self.chunks))
-        self.chunks = []
+                answer = Request(self.method, path, body)
         self.waiting.append((answer, keep_alive))
         self._answer_next()
 
@@ -270,8 +357,7 @@ class _Connection(asyncio.Protocol):
         self.too_large = True
         self.chunks = []
         if self.transport is not None and self._first_in_line():
-            keep_alive = self.parser.should_keep_alive() and not self.parser.should_upgrade()
-            self._send(self.server.too_large, keep_alive)
+            self._send(self.server.too_large, self.keep_alive)
             self.answered = True
 
     def _first_in_line(self) -> bool:

@@ -18,6 +18,7 @@ import pytest
 import uvloop
 
 from ingest import httpd
+from ingest.bodybuffer import BodyBuffer
 from ingest.httpd import Request, Response, Server, listening_socket
 
 LIMIT = 1000
@@ -133,6 +134,32 @@ def test_pipelined_requests_are_answered_in_order(served: Running) -> None:
     buffered = bytearray()
     bodies = [read_answer(sock, buffered)[2] for _ in range(3)]
     assert bodies == [b"POST /a 3", b"GET /b 0", b"POST /c 2"]
+
+
+def test_a_request_in_pieces_arrives_whole(served: Running) -> None:
+    """Its head split across reads, then its body (read past the parser, straight into
+    a buffer of the declared length), then the next request."""
+    sock = connect(served)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    body = bytes(range(256)) * 3
+    request = b"POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Length: 768\r\n\r\n" + body
+    for piece in (request[:10], request[10:40], request[40:70], request[70:300], request[300:]):
+        sock.sendall(piece)
+        time.sleep(0.05)  # each its own read
+    buffered = bytearray()
+    assert read_answer(sock, buffered)[2] == b"POST /v1/events 768"
+    assert served.seen[-1].body == body
+    sock.sendall(b"GET /next HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert read_answer(sock, buffered)[2] == b"GET /next 0"
+
+
+def test_a_head_longer_than_the_read_buffer_is_parsed(served: Running) -> None:
+    long = "a" * (httpd.HEAD_BYTES + 1000)
+    with httpx.Client(base_url=served.url) as client:
+        answer = client.post("/long", content=b"xyz", headers={"x-long": long})
+        assert answer.text == "POST /long 3"
+        assert client.post("/short", content=b"xy").text == "POST /short 2"
+    assert served.seen[-2].body == b"xyz"
 
 
 def test_a_chunked_body_arrives_whole(served: Running) -> None:
@@ -276,3 +303,16 @@ def test_a_client_that_leaves_mid_request_harms_nothing(served: Running) -> None
     served.release.set()
     with httpx.Client(base_url=served.url) as client:
         assert client.get("/next").text == "GET /next 0"
+
+
+def test_a_body_buffer_is_the_bytes_it_was_filled_as() -> None:
+    buffer = BodyBuffer(5)
+    view = memoryview(buffer)
+    view[:3] = b"abc"
+    view[3:] = b"de"
+    del view
+    assert buffer.filled() == b"abcde"
+    with pytest.raises(BufferError):
+        memoryview(buffer)  # handed over: no longer writable
+    with pytest.raises(ValueError):
+        BodyBuffer(0)  # CPython shares its empty bytes
