@@ -36,6 +36,7 @@ from http import HTTPStatus
 from typing import cast
 
 import httptools
+import msgspec
 
 from ingest.bodybuffer import BodyBuffer
 
@@ -68,7 +69,7 @@ _INTERNAL_ERROR = Response(500, b'{"error": "internal error; the collector log h
 
 
 def _bad_request(reason: str) -> Response:
-    return Response(400, b'{"error": "%s"}' % reason.replace('"', "'").encode())
+    return Response(400, msgspec.json.encode({"error": reason}))
 
 
 class _Date:
@@ -224,7 +225,10 @@ class _Connection(asyncio.BufferedProtocol):
     def _parse_held(self) -> None:
         """Give the parser what `head` holds, a request's head at a time, and start
         reading a declared body past it."""
-        while self.held and self.body is None and not self.upgrade and not self.ended:
+        if self.upgrade:
+            self.held = 0  # another protocol's bytes: dropped until the connection ends
+            return
+        while self.held and self.body is None:
             if self.through_parser:
                 self._feed(self.held)
                 self.held = 0
@@ -238,6 +242,7 @@ class _Connection(asyncio.BufferedProtocol):
                 return
             end += 4
             if not self._feed(end):
+                self.held = 0
                 return
             if self.body is not None:
                 taken = min(self.held - end, len(self.body))
@@ -259,7 +264,6 @@ class _Connection(asyncio.BufferedProtocol):
             # The request is whole and waits for its answer (on_message_complete), the
             # connection's last: what follows is another protocol's.
             self.upgrade = True
-            self.held = 0
             return False
         except httptools.HttpParserCallbackError:
             log.exception("the HTTP parser's callbacks failed")

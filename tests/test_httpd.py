@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import httpx
+import msgspec
 import pytest
 import uvloop
 
@@ -183,6 +184,22 @@ def test_a_declared_body_past_the_cap_is_refused_at_once(served: Running) -> Non
     assert [r.path for r in served.seen] == ["/after"]
 
 
+def test_a_refused_body_is_read_to_its_end_before_the_connection_closes(
+    served: Running, caplog: pytest.LogCaptureFixture
+) -> None:
+    sock = connect(served)
+    size = 3 * httpd.HEAD_BYTES  # more than the head's buffer holds
+    sock.sendall(
+        b"POST /v1/events HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+        b"Content-Length: %d\r\n\r\n" % size
+    )
+    status, headers, _ = read_answer(sock, bytearray())
+    assert (status, headers[b"connection"]) == (413, b"close")
+    sock.sendall(b"z" * size)  # all of it is read, none of it kept
+    assert closed_by_server(sock)
+    assert served.seen == [] and not caplog.records
+
+
 def test_a_chunked_body_past_the_cap_is_refused(served: Running) -> None:
     answer = httpx.post(f"{served.url}/v1/events", content=iter([b"z" * 600, b"z" * 600]))
     assert answer.status_code == 413
@@ -217,6 +234,15 @@ def test_what_is_not_http_gets_400_and_a_closed_connection(served: Running, raw:
     assert status == 400 and headers[b"connection"] == b"close"
     assert b"not a valid HTTP/1.1 request" in body
     assert closed_by_server(sock)
+    assert served.seen == []
+
+
+def test_a_url_that_does_not_parse_is_a_400_in_json(served: Running) -> None:
+    sock = connect(served)
+    sock.sendall(b"GET http://a:99999999/\\x HTTP/1.1\r\nHost: x\r\n\r\n")
+    status, _, body = read_answer(sock, bytearray())
+    assert status == 400
+    assert msgspec.json.decode(body) == {"error": "not a valid URL: b'http://a:99999999/\\\\x'"}
     assert served.seen == []
 
 
