@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import tempfile
 import threading
@@ -65,6 +66,10 @@ STATE_TABLES: dict[str, str] = {
 
 _CHUNK = 8 * 1024 * 1024
 _ANSWERS_KEPT = 64
+# A replaced or evicted version stays readable this long: a request that took it just
+# before the newer one came (a live session's moves on every flush) still runs its
+# queries on it, where a dropped schema answered 500.
+RETIRED_SECONDS = 60.0
 
 
 class SessionNotFound(LookupError):
@@ -278,8 +283,11 @@ class StateCache:
     """The sessions a server has open, each at its newest version.
 
     A session's inputs are checked again at most every `recheck_seconds`; a changed
-    session is materialized again (once, however many requests wait for it). A remote
-    lake's state files are copied to `cache_dir` first, so queries read local disk.
+    session is materialized again (once, however many requests wait for it). Each
+    version's state files are the server's own, under `cache_dir`: a remote lake's are
+    copied, so queries read local disk, and a local lake's are hard links, which stay
+    when materializing the next version removes the lake's; a version replaced stays
+    readable for RETIRED_SECONDS.
     """
 
     def __init__(
@@ -301,6 +309,7 @@ class StateCache:
         self._open: OrderedDict[SessionRef, SessionState] = OrderedDict()
         self._locks: dict[SessionRef, threading.Lock] = {}
         self._guard = threading.Lock()
+        self._retired: list[tuple[float, SessionState]] = []  # (since, state)
 
     def _lock(self, ref: SessionRef) -> threading.Lock:
         with self._guard:
@@ -333,9 +342,18 @@ class StateCache:
                 evicted = [previous] if previous else []
                 while len(self._open) > self.max_sessions:
                     evicted.append(self._open.popitem(last=False)[1])
-            for old in evicted:
-                self._detach(old)
+            self._retire(evicted)
             return fresh
+
+    def _retire(self, states: list[SessionState]) -> None:
+        """Keep `states` readable a while; drop those retired long enough ago."""
+        now = time.monotonic()
+        with self._guard:
+            self._retired.extend((now, state) for state in states)
+            due = [state for since, state in self._retired if now - since >= RETIRED_SECONDS]
+            self._retired = [(t, s) for t, s in self._retired if now - t < RETIRED_SECONDS]
+        for state in due:
+            self._detach(state)
 
     def _complete(self, ref: SessionRef, version: str) -> bool:
         return all(
@@ -359,27 +377,32 @@ class StateCache:
         return SessionState(ref, version, schema, entries, self.connection)
 
     def _local_copy(self, path: str) -> str:
-        if self.lake.is_local:
-            return self.lake.full(path)
         local = self.cache_dir / path
         if not local.exists():
             local.parent.mkdir(parents=True, exist_ok=True)
             partial = local.with_name(f".{local.name}.tmp")
-            self.lake.fs.get_file(self.lake.full(path), str(partial))
+            partial.unlink(missing_ok=True)
+            if not self.lake.is_local:
+                self.lake.fs.get_file(self.lake.full(path), str(partial))
+            else:
+                try:
+                    os.link(self.lake.full(path), partial)
+                except OSError:  # another file system than the lake's
+                    shutil.copyfile(self.lake.full(path), partial)
             partial.replace(local)
         return str(local)
 
     def _detach(self, state: SessionState) -> None:
-        """Drop a replaced or evicted version. A query still running on it keeps the
-        files it opened (local files are unlinked, not truncated)."""
-        if any(s.schema == state.schema for s in self._open.values()):
-            return
+        """Drop a version retired long enough ago. A query still running on it keeps
+        the files it opened (they are unlinked, not truncated)."""
+        with self._guard:
+            if any(s.schema == state.schema for s in self._open.values()):
+                return  # opened again since
         cursor = self.connection.cursor()
         try:
             cursor.execute(f"DROP SCHEMA IF EXISTS {state.schema} CASCADE")
         finally:
             cursor.close()
-        if not self.lake.is_local:
-            for table in STATE_TABLES:
-                path = state_path(table, state.ref.cluster, state.ref.session, state.version)
-                (self.cache_dir / path).unlink(missing_ok=True)
+        for table in STATE_TABLES:
+            path = state_path(table, state.ref.cluster, state.ref.session, state.version)
+            (self.cache_dir / path).unlink(missing_ok=True)

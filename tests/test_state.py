@@ -4,16 +4,19 @@ session's inputs change, and never older than the lake."""
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import os
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pytest
 
 from ingest.load import ingest_paths
-from lake.layout import state_meta_path
+from lake.layout import state_meta_path, state_path
 from lake.store import Lake
+from query import state as state_module
 from query.engine import SessionRef, connect
 from query.state import STATE_TABLES, SessionNotFound, StateCache, read_meta
 
@@ -61,9 +64,9 @@ def test_state_is_built_once_and_kept(lake: Lake, tmp_path: Path) -> None:
     assert lake.read_bytes(state_meta_path(CLUSTER, SESSION)) == built
 
 
-def _new_task_body(tmp_path: Path) -> Path:
+def _new_task_body(tmp_path: Path, name: str = "late_task") -> Path:
     """A definition of one more task in the same session (a new task and event id)."""
-    task_id = bytes.fromhex("aa" * 16 + "01000000")
+    task_id = hashlib.sha256(name.encode()).digest()[:16] + bytes.fromhex("01000000")
     event = {
         "eventId": base64.b64encode(os.urandom(28)).decode(),
         "sourceType": "CORE_WORKER",
@@ -76,12 +79,12 @@ def _new_task_body(tmp_path: Path) -> Path:
             "taskFunc": {
                 "pythonFunctionDescriptor": {
                     "moduleName": "late",
-                    "functionName": "late_task",
+                    "functionName": name,
                     "functionHash": "00",
                     "className": "",
                 }
             },
-            "taskName": "late_task",
+            "taskName": name,
             "requiredResources": {"CPU": 1.0},
             "jobId": "AQAAAA==",
             "parentTaskId": "//////////////////////////8BAAAA",
@@ -94,7 +97,7 @@ def _new_task_body(tmp_path: Path) -> Path:
         "nodeId": "p63H2NMwFW87g6OLDETe1T+Xgcw9q5U+hpS7Ng==",
         "message": "",
     }
-    path = tmp_path / "late.json"
+    path = tmp_path / f"{name}.json"
     path.write_text(json.dumps([event]))
     return path
 
@@ -128,13 +131,42 @@ def test_unknown_session_is_not_found(lake: Lake, tmp_path: Path) -> None:
         _cache(lake, tmp_path).get(SessionRef(CLUSTER, "session_nope"))
 
 
-def test_a_local_lake_state_is_read_in_place(tmp_path: Path) -> None:
-    """Covered against a real S3 API server in tests/test_server.py; here the local
-    lake is read in place (no copies)."""
+def test_a_local_lake_state_is_linked_not_copied(tmp_path: Path) -> None:
+    """Covered against a real S3 API server in tests/test_server.py; here a local
+    lake's state files are hard links of the lake's (no copies)."""
     lake = ingest_sample(str(tmp_path / "lake"))
     cache = _cache(lake, tmp_path)
-    cache.get(REF)
-    assert not (tmp_path / "cache" / "state").exists()
+    version = cache.get(REF).version
+    for table in STATE_TABLES:
+        path = state_path(table, CLUSTER, SESSION, version)
+        assert (tmp_path / "cache" / path).stat().st_ino == Path(lake.full(path)).stat().st_ino
+
+
+def test_a_state_replaced_meanwhile_still_answers(
+    lake: Lake, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A request holds a session's state while another request finds the session
+    moved on (a live one, every flush) and replaces it: the first still answers, from
+    what it took, until the old version is long retired."""
+    cache = _cache(lake, tmp_path)
+    taken = cache.get(REF)
+    tasks = _count(cache, "tasks")
+    ingest_paths(lake, CLUSTER, [_new_task_body(tmp_path)])
+    newer = cache.get(REF)  # the old version's files are gone from the lake
+    assert newer.version != taken.version
+    (row,) = taken.query("SELECT count(*) AS n FROM tasks").to_pylist()
+    assert row["n"] == tasks
+    monkeypatch.setattr(state_module, "RETIRED_SECONDS", 0.0)
+    ingest_paths(lake, CLUSTER, [_new_task_body(tmp_path, "later_task")])
+    newest = cache.get(REF)  # retires `newer`, and drops what retired before
+    assert _count(cache, "tasks") == tasks + 2
+    with pytest.raises(duckdb.CatalogException):
+        taken.query("SELECT count(*) FROM tasks")
+    for table in STATE_TABLES:
+        assert not (
+            tmp_path / "cache" / state_path(table, CLUSTER, SESSION, taken.version)
+        ).exists()
+        assert (tmp_path / "cache" / state_path(table, CLUSTER, SESSION, newest.version)).exists()
 
 
 def test_raylake_materialize_builds_once(lake: Lake, capsys: pytest.CaptureFixture[str]) -> None:
