@@ -68,8 +68,9 @@ _CHUNK = 8 * 1024 * 1024
 _ANSWERS_KEPT = 64
 # A replaced or evicted version stays readable this long: a request that took it just
 # before the newer one came (a live session's moves on every flush) still runs its
-# queries on it, where a dropped schema answered 500.
-RETIRED_SECONDS = 60.0
+# queries on it, where a dropped schema answered 500. Not longer: a live session's
+# versions replaced meanwhile keep their files on disk until then.
+RETIRED_SECONDS = 15.0
 
 
 class SessionNotFound(LookupError):
