@@ -439,28 +439,38 @@ def test_intake_answers_and_a_clean_drain(
     assert lifecycle == 808
     assert c.metric("raylake_bodies_rejected_total", reason="invalid") == 5
 
-    # SIGTERM while Ray keeps posting (a retry of a body it already sent): once the
-    # collector answers 503 it never answers 200 again, and 503 says when to retry.
+    # SIGTERM while Ray keeps posting (a retry of a body it already sent), from before
+    # the signal (a drain can end before a client that starts after it connects): once
+    # the collector answers 503 it never answers 200 again, and 503 says when to retry.
+    answered: list[httpx.Response] = []
+
+    def ray_keeps_posting() -> None:
+        with httpx.Client(base_url=c.url, timeout=5.0) as ray:
+            while c.process.poll() is None:
+                try:
+                    answered.append(ray.post("/v1/events", content=BODIES[0].data))
+                except httpx.TransportError:
+                    return  # the collector has stopped
+
+    posting = threading.Thread(target=ray_keeps_posting)
+    posting.start()
+    while not answered:
+        time.sleep(0.01)
     c.process.send_signal(signal.SIGTERM)
     sent = time.monotonic()
-    statuses = []
-    with httpx.Client(base_url=c.url, timeout=5.0) as ray:
-        while c.process.poll() is None and time.monotonic() - sent < DRAIN_LIMIT + 5:
-            try:
-                answer = ray.post("/v1/events", content=BODIES[0].data)
-            except httpx.TransportError:
-                break
-            statuses.append(answer.status_code)
-            if answer.status_code == 503:
-                assert int(answer.headers["retry-after"]) > 0
-                assert "error" in answer.json()
     code = c.process.wait(timeout=DRAIN_LIMIT + 10)
     drained_in = time.monotonic() - sent
+    posting.join(10)
     assert code == 0, c.output()
     assert drained_in < DRAIN_LIMIT
+    statuses = [answer.status_code for answer in answered]
     assert set(statuses) <= {200, 503}, statuses
     assert 503 in statuses, "a draining collector answers 503"
     assert 200 not in statuses[statuses.index(503) :], statuses
+    for answer in answered:
+        if answer.status_code == 503:
+            assert int(answer.headers["retry-after"]) > 0
+            assert "error" in answer.json()
 
     lake = Lake(str(lake_dir))
     assert_same_views(answers(lake), reference(tmp_path_factory, ALL))
