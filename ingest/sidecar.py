@@ -92,10 +92,10 @@ def run(config: CollectorConfig) -> int:
         drained.set()
         server.stop()
 
-    def wake_on_signal() -> None:
-        exit_signal.wait()
-        collector.draining = True
-        collector.flush_wanted.set()
+    def begin_drain() -> None:
+        exit_signal.set()
+        collector.draining = True  # 503 from here on
+        collector.flush_wanted.set()  # the flusher drains now, not at its next interval
 
     def poll_loop() -> None:
         while not exit_signal.is_set():
@@ -111,13 +111,12 @@ def run(config: CollectorConfig) -> int:
     threading.Thread(target=log_loop, name="logs", daemon=True).start()
     if config.role == "head":
         threading.Thread(target=poll_loop, name="snapshots", daemon=True).start()
-    threading.Thread(target=wake_on_signal, name="signals", daemon=True).start()
 
     async def serve() -> None:
         def on_signal() -> None:
             if exit_signal.is_set():
                 server.stop()  # asked twice: stop now
-            exit_signal.set()
+            begin_drain()
 
         loop = asyncio.get_running_loop()
         for number in (signal.SIGTERM, signal.SIGINT):
@@ -126,6 +125,6 @@ def run(config: CollectorConfig) -> int:
 
     log.info("collecting on %s:%s into %s", config.host, config.port, config.lake)
     uvloop.run(serve())  # libuv's loop: less CPU per request than asyncio's own
-    exit_signal.set()
+    begin_drain()
     drained.wait(DRAIN_SECONDS + 5)
     return 0 if outcome["complete"] else 1
