@@ -93,6 +93,11 @@ cdef inline int put(Buffer* buffer, const void* data, Py_ssize_t size) except -1
     return 0
 
 
+cdef inline bint is_text(int kind) noexcept:
+    """Whether a column of this kind keeps text: its values and their end offsets."""
+    return kind == K_STR or kind == K_HEX or kind == K_HEX_RAW
+
+
 cdef inline int check_text(Column column, Py_ssize_t more) except -1:
     """Whether `more` bytes of text fit: Arrow's strings (and the offsets here) are int32."""
     if column.values.size + more > INT32_MAX:
@@ -123,7 +128,7 @@ cdef inline int add_null(Column column) except -1:
     cdef double real = 0.0
     cdef uint8_t flag = 0
     cdef int kind = column.kind
-    if kind == K_STR or kind == K_HEX or kind == K_HEX_RAW:
+    if is_text(kind):
         end_text(column)
     elif kind == K_INT or kind == K_TIME:
         put(&column.values, &number, sizeof(int64_t))

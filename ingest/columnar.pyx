@@ -415,7 +415,7 @@ cdef class Column:
         if count <= 0:
             return 0
         ok = <uint8_t>self.valid.data[self.length - 1]
-        if self.kind == K_STR or self.kind == K_HEX or self.kind == K_HEX_RAW:
+        if is_text(self.kind):
             ends = <int32_t*>self.offsets.data
             start, size = ends[self.length - 1], ends[self.length] - ends[self.length - 1]
             check_text(self, count * size)
@@ -451,7 +451,7 @@ cdef class Column:
         cdef Py_ssize_t i
         if length >= self.length:
             return
-        if self.kind == K_STR or self.kind == K_HEX or self.kind == K_HEX_RAW:
+        if is_text(self.kind):
             self.values.size = ends[length]
             self.offsets.size = (length + 1) * sizeof(int32_t)
         elif self.kind == K_INT or self.kind == K_TIME or self.kind == K_FLOAT:
@@ -483,7 +483,7 @@ cdef class Column:
         cdef int kind = self.kind
         if kind == K_OBJ:
             return pa.array(self.objects[start:], data_type)
-        if kind == K_STR or kind == K_HEX or kind == K_HEX_RAW:
+        if is_text(kind):
             first = ends[start]
             offsets = np.frombuffer(
                 take_bytes(&self.offsets, start * 4, (self.length + 1) * 4), dtype=np.int32
@@ -513,7 +513,7 @@ cdef class Column:
             array = self.array(data_type)  # a copy: Arrow's layout is not the column's
         else:
             bitmap, nulls = self.validity(0)
-            if kind == K_STR or kind == K_HEX or kind == K_HEX_RAW:
+            if is_text(kind):
                 array = pa.StringArray.from_buffers(
                     count, give_buffer(&self.offsets), give_buffer(&self.values), bitmap, nulls
                 )
