@@ -24,7 +24,7 @@ from ingest.normalize import EventColumns, Taken, take
 from ingest.spool import Segment, Spool, read_segment
 from lake.catalog import CatalogEntry, time_text, update_entry
 from lake.layout import ClusterKey, raw_path
-from lake.parts import write_parts
+from lake.parts import distinct_values, write_parts
 from lake.store import Lake
 
 RECENT_EVENT_IDS = 100_000
@@ -87,7 +87,7 @@ class SegmentRows:
     raw: dict[str, list[bytes]] = field(default_factory=lambda: defaultdict(list))
     events: int = 0
     body_bytes: int = 0
-    batches: list[set[bytes]] = field(default_factory=list)  # the events, body by body
+    batches: list[list[bytes]] = field(default_factory=list)  # the events, body by body
     spooled: int = 0  # events of the segment, held here or not
     spooled_bytes: int = 0  # bytes of its bodies, held here or not
     complete: bool = True  # False: some bodies' rows were not kept; read the disk

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import base64
 import json
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from ingest.normalize import EventColumns, hex_id, normalize, take
 from ingest.parse import BodyError, parse_body
+from lake.parts import write_parts
+from lake.store import Lake
 
-from conftest import POSTS, SESSION
+from conftest import CLUSTER, POSTS, SESSION
 
 
 def body(events: list[dict[str, Any]]) -> bytes:
@@ -229,3 +234,35 @@ def test_corrupt_events_are_rejected_with_a_clear_error(
 def test_a_body_that_is_not_a_json_array_is_rejected() -> None:
     assert "not a JSON array" in str(rejected(b'{"eventId": "AQ=="}'))
     assert "not a JSON array" in str(rejected(b"[{"))
+
+
+def test_rows_of_two_days_and_two_sessions_land_in_their_own_partitions(tmp_path: Path) -> None:
+    """A segment's rows usually share one session and one UTC day (a partition read off
+    its columns' dictionaries); these cross midnight and a Ray restart."""
+    events = []
+    for n, (stamp, session) in enumerate(
+        [
+            ("2026-11-21T23:59:59.5Z", SESSION),
+            ("2026-11-22T00:00:00.5Z", SESSION),
+            ("2026-11-22T00:00:01Z", "session_2026-11-22_00-00-00_000000_1"),
+        ]
+    ):
+        event = first("DRIVER_JOB_DEFINITION_EVENT")
+        event["eventId"] = base64.b64encode(bytes([n]) * 28).decode()
+        event["timestamp"], event["sessionName"] = stamp, session
+        events.append(event)
+    columns = EventColumns()
+    take(body(events), set(), columns)
+    lake = Lake(str(tmp_path / "lake"), create=True)
+    ((name, data),) = columns.tables("1")
+    written = write_parts(lake, CLUSTER, name, data, writer="n", ingest_id="1", sort=False)
+    partitions = {
+        tuple(part.split("/")[-4:-1]): pq.read_table(tmp_path / "lake" / part).num_rows
+        for part in written
+    }
+    cluster = f"cluster={CLUSTER.namespace}.{CLUSTER.name}"
+    assert partitions == {
+        (cluster, f"session={SESSION}", "date=2026-11-21"): 1,
+        (cluster, f"session={SESSION}", "date=2026-11-22"): 1,
+        (cluster, "session=session_2026-11-22_00-00-00_000000_1", "date=2026-11-22"): 1,
+    }
