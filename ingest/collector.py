@@ -163,7 +163,7 @@ class Collector:
                 self.spool.append(frame)
             except BaseException as exc:  # not durable: nothing of the body is kept
                 columns.rollback(mark)
-                self._recent.ids -= taken.new_ids
+                self._recent.ids.difference_update(taken.new_ids)
                 if not isinstance(exc, SpoolFull):
                     raise
                 self.metrics.rejected.labels("spool_full").inc()

@@ -14,6 +14,7 @@ upload, is parsed again from the frames its spool kept (the same bytes).
 from __future__ import annotations
 
 from collections import defaultdict, deque
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
 import pyarrow as pa
@@ -36,11 +37,11 @@ class IdBatches:
     collapse older repeats."""
 
     def __init__(self) -> None:
-        self._batches: deque[set[bytes]] = deque()
+        self._batches: deque[Collection[bytes]] = deque()
         self._held = 0  # ids in the batches
 
-    def hold(self, batch: set[bytes]) -> None:
-        """Hold `batch` (the set is kept: do not change it afterwards)."""
+    def hold(self, batch: Collection[bytes]) -> None:
+        """Hold `batch`, ids each once (it is kept: do not change it afterwards)."""
         self._batches.append(batch)
         self._held += len(batch)
         while self._held - len(self._batches[0]) >= RECENT_EVENT_IDS:
@@ -48,7 +49,7 @@ class IdBatches:
             self._held -= len(oldest)
             self._forget(oldest)
 
-    def _forget(self, batch: set[bytes]) -> None:
+    def _forget(self, batch: Collection[bytes]) -> None:
         """A batch let go."""
 
 
@@ -65,8 +66,8 @@ class RecentIds(IdBatches):
         self.ids |= batch
         self.hold(batch)
 
-    def _forget(self, batch: set[bytes]) -> None:
-        self.ids -= batch
+    def _forget(self, batch: Collection[bytes]) -> None:
+        self.ids.difference_update(batch)
 
 
 class WrittenIds(IdBatches):
@@ -137,9 +138,9 @@ class Summary:
 
 def _summary(data: pa.Table) -> dict[str, Summary]:
     """Per session of a table's rows (usually one: no filter, no grouping)."""
-    sessions = pc.unique(data["session"])
+    sessions = distinct_values(data["session"])
     summaries = {}
-    for session in map(str, sessions.to_pylist()):
+    for session in sessions:
         rows = data
         if len(sessions) > 1:
             rows = data.filter(pc.equal(data["session"], pa.scalar(session)))

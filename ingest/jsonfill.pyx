@@ -1158,7 +1158,8 @@ cdef class JsonFill:
         cdef int event_size = self.wire.shapes[self.wire.event_shape].count
         cdef Py_ssize_t[MAX_TABLES] counts
         cdef int[MAX_TABLES] order
-        cdef set new_ids = set(), sessions = set()
+        cdef list new_ids = []
+        cdef set sessions = set()
         cdef bytes event_id
         cdef str first_session = "", emitter = ""
         cdef bint repeated
@@ -1209,13 +1210,13 @@ cdef class JsonFill:
                 value = walk.slots[event + table.payload].value
                 if value == NULL or yyjson_is_null(value):
                     walk.decline(f"no payload for {table.event_type}")
-                # One insert tells whether the id is new (the set grew): two hash
-                # operations an event instead of four, and `seen` is touched once.
+                # One insert tells whether the id is new (the set grew): `seen` is
+                # touched once, and the new ids are a list, which hashes nothing.
                 known = PySet_GET_SIZE(seen)
                 PySet_Add(seen, event_id)
                 repeated = PySet_GET_SIZE(seen) == known
                 if not repeated:
-                    new_ids.add(event_id)
+                    new_ids.append(event_id)
                 if walk.add(table, <TableBuilder>(repeats[t] if repeated else targets[t]), event):
                     walk.decline("a time not in Ray's own form")
                 if counts[t] == 0:

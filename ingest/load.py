@@ -165,17 +165,17 @@ def _ingest_sources(
     report = Report()
     batch = _Batch()
     for name, load in sources:
-        new_ids: set[bytes] = set()
+        new_ids: list[bytes] = []
         mark = batch.columns.mark()
         taken: list[tuple[bytes, Taken]] = []
         try:
             for body in load():
                 found = take(body, batch.seen, batch.columns)
-                new_ids |= found.new_ids
+                new_ids += found.new_ids
                 taken.append((body, found))
         except (BodyError, OSError, EOFError, zlib.error) as exc:
             batch.columns.rollback(mark)  # nothing of a rejected source stays
-            batch.seen -= new_ids
+            batch.seen.difference_update(new_ids)
             report.rejected.append((name, str(exc) or type(exc).__name__))
             continue
         for body, found in taken:

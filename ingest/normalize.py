@@ -617,7 +617,7 @@ class Taken:
     """What a caller needs to know of a body `take` added."""
 
     events: int  # events in the body
-    new_ids: set[bytes]  # ids (decoded eventId bytes) not in `seen` before this body
+    new_ids: list[bytes]  # ids (decoded eventId bytes) not in `seen` before: each once
     types: dict[str, int]  # events per eventType
     session: str  # the first event's sessionName ("" for an empty body)
     emitter: str  # lowercase hex of the first non-empty nodeId among the events, or ""
@@ -639,16 +639,21 @@ def take(body: bytes, seen: set[bytes], into: EventColumns) -> Taken:
     else:
         return Taken(*found)
     parsed = parse_body(body)
-    new_ids = {event.event_id for event in parsed.events} - seen
+    new_ids = new_ids_of(parsed, seen)
     try:
         normalize(parsed, seen, into)
     except BodyError:
-        seen -= new_ids
+        seen.difference_update(new_ids)
         raise
     return taken_of(parsed, new_ids)
 
 
-def taken_of(parsed: ParsedBody, new_ids: set[bytes]) -> Taken:
+def new_ids_of(parsed: ParsedBody, seen: set[bytes]) -> list[bytes]:
+    """The ids of a body's events not in `seen`, each once, in the body's order."""
+    return list(dict.fromkeys(e.event_id for e in parsed.events if e.event_id not in seen))
+
+
+def taken_of(parsed: ParsedBody, new_ids: list[bytes]) -> Taken:
     """What `take` tells of a body the exact path added."""
     events = parsed.events
     return Taken(

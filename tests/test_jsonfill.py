@@ -27,7 +27,7 @@ from hypothesis import strategies as st
 
 from ingest.jsonfill import Declined
 from ingest.load import read_bodies
-from ingest.normalize import FAST, EventColumns, Taken, normalize, take, taken_of
+from ingest.normalize import FAST, EventColumns, Taken, new_ids_of, normalize, take, taken_of
 from ingest.parse import BodyError, parse_body
 from ingest.wire import wire_for
 
@@ -62,7 +62,7 @@ def exact_path(bodies: Iterable[bytes], seen: Iterable[bytes] = ()) -> Outcome:
         before = set(known)
         try:
             parsed = parse_body(body)
-            new_ids = {event.event_id for event in parsed.events} - known
+            new_ids = new_ids_of(parsed, known)
             normalize(parsed, known, columns)
             result = taken_of(parsed, new_ids)
         except BodyError as exc:
@@ -746,7 +746,7 @@ def test_the_first_session_the_emitter_and_the_types_are_told() -> None:
     assert found.sessions == {SESSION, other}
     assert found.emitter == base64.b64decode(events[1]["nodeId"]).hex()
     assert found.types == {"TASK_DEFINITION_EVENT": 1, "TASK_PROFILE_EVENT": 1}
-    assert take(b"[]", set(), EventColumns()) == Taken(0, set(), {}, "", "", set())
+    assert take(b"[]", set(), EventColumns()) == Taken(0, [], {}, "", "", set())
 
 
 def test_a_refused_body_leaves_the_columns_and_the_ids_as_they_were() -> None:
