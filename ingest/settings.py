@@ -48,7 +48,7 @@ SETTINGS: tuple[Setting, ...] = (
             "RAYLAKE_FLUSH_INTERVAL", "10s", "how often the spool is written to the lake"),
     # A segment costs about 30 ms of CPU whatever its size (twelve Parquet parts, their
     # files, the catalog): at 40,000 events a segment, 0.2 CPU takes 8-10% more events
-    # than at 20,000 (bench/collector.py), and the collector peaks at 215-240 MiB.
+    # than at 20,000 (bench/collector.py), and the collector peaks at 195-225 MiB.
     Setting("flush_events", ("--flush-events",), "RAYLAKE_FLUSH_EVENTS", "40000",
             "write to the lake sooner once the spool holds this many events"),
     Setting("log_interval", ("--log-interval",), "RAYLAKE_LOG_INTERVAL", "30s",
