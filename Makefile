@@ -30,10 +30,11 @@ setup: $(STAMP)
 	$(call apt_install,buildah,buildah,the image test)
 	$(call apt_install,mmdebstrap,mmdebstrap,the image test)
 
-# The editable install also compiles ingest/columnar.pyx, ingest/jsonfill.pyx (with the
-# vendored yyjson) and ingest/bodybuffer.pyx in place (Cython, then gcc).
-$(STAMP): pyproject.toml ingest/columnar.pyx ingest/columnar.pxd ingest/jsonfill.pyx \
-		ingest/bodybuffer.pyx
+# The editable install also compiles ingest/columnar.pyx, ingest/eventids.pyx,
+# ingest/jsonfill.pyx (with the vendored yyjson) and ingest/bodybuffer.pyx in place
+# (Cython, then gcc).
+$(STAMP): pyproject.toml ingest/columnar.pyx ingest/columnar.pxd ingest/eventids.pyx \
+		ingest/eventids.pxd ingest/jsonfill.pyx ingest/bodybuffer.pyx
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
 		{ echo "raylake needs Python >= 3.11 (found $$($(PYTHON) --version))"; exit 1; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -77,4 +78,4 @@ bench: setup
 
 clean:
 	rm -rf $(VENV) .lake .pytest_cache .mypy_cache .ruff_cache build ingest/columnar.c \
-		ingest/jsonfill.c ingest/bodybuffer.c ingest/*.so
+		ingest/eventids.c ingest/jsonfill.c ingest/bodybuffer.c ingest/*.so

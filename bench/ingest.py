@@ -67,6 +67,7 @@ import pyarrow as pa  # noqa: E402
 import ingest.load  # noqa: E402
 from bench import synthetic  # noqa: E402
 from bench.report import count, load_average  # noqa: E402
+from ingest.eventids import EventIds  # noqa: E402
 from ingest.load import BATCH_EVENTS, read_bodies  # noqa: E402
 from ingest.normalize import EventColumns, normalize, take  # noqa: E402
 from ingest.parse import parse_body  # noqa: E402
@@ -131,7 +132,7 @@ def convert(bodies: Sequence[bytes]) -> Run:
 
 def _convert(bodies: Sequence[bytes]) -> Run:
     clock = time.process_time
-    seen: set[bytes] = set()
+    seen = EventIds()
     columns = EventColumns()
     events = 0
     wall0, cpu0 = time.perf_counter(), clock()
@@ -158,7 +159,7 @@ def compare(directory: Path, repeat: int) -> None:
     bodies = [path.read_bytes() for path in sorted(directory.glob("*.json"))]
 
     def exact() -> tuple[int, int]:
-        columns, seen, events = EventColumns(), set[bytes](), 0
+        columns, seen, events = EventColumns(), EventIds(), 0
         for body in bodies:
             parsed = parse_body(body)
             normalize(parsed, seen, columns)
@@ -166,7 +167,7 @@ def compare(directory: Path, repeat: int) -> None:
         return events, 0
 
     def fast() -> tuple[int, int]:
-        columns, seen, events = EventColumns(), set[bytes](), 0
+        columns, seen, events = EventColumns(), EventIds(), 0
         for body in bodies:
             events += take(body, seen, columns).events
         return events, columns.fallbacks

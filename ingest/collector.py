@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,8 +27,9 @@ from prometheus_client import CollectorRegistry, Gauge, Histogram
 from prometheus_client import Counter as MetricCounter
 
 from ingest import rawfiles
+from ingest.eventids import EventIds
 from ingest.exports import ExportTailer
-from ingest.flush import Flusher, RecentIds, SegmentRows, WrittenIds
+from ingest.flush import RECENT_EVENT_IDS, Flusher, SegmentRows
 from ingest.node import current_session_dir, node_id, session_dirs
 from ingest.normalize import EventColumns, take
 from ingest.parse import BodyError, parse_body
@@ -107,8 +109,8 @@ class Collector:
         # the segments from disk.
         self._pending: dict[str, SegmentRows] = {}
         self._checked = EventColumns()  # where a body not kept is checked
-        self._recent = RecentIds()  # taken lately: a retry of them is not kept twice
-        self._written = WrittenIds()  # in the lake lately: a segment read again leaves them out
+        self._recent = EventIds()  # taken lately: a retry of them is not kept twice
+        self._written = EventIds()  # in the lake lately: a segment read again leaves them out
         self._flusher: Flusher | None = None
         self._snapshotter: Snapshotter | None = None
         self._lake: Lake | None = None
@@ -124,16 +126,20 @@ class Collector:
         answer was lost in the crash): count their events as seen, so a retry is not
         kept twice; and those it wrote as written."""
         for path in self.spool.done():
-            ids = self._ids_in(path)
-            self._written.hold(ids)
-            self._recent.remember(ids - self._recent.ids)
+            for event_id in self._ids_in(path):
+                self._written.add(event_id)
+                self._recent.add(event_id)
         for segment in self.spool.sealed():
-            self._recent.remember(self._ids_in(segment.path) - self._recent.ids)
+            for event_id in self._ids_in(segment.path):
+                self._recent.add(event_id)
+        self._written.keep_newest(RECENT_EVENT_IDS)
+        self._recent.keep_newest(RECENT_EVENT_IDS)
 
     @staticmethod
-    def _ids_in(path: Path) -> set[bytes]:
-        bodies = map(rawfiles.body_of, read_segment(path))
-        return {event.event_id for body in bodies for event in parse_body(body).events}
+    def _ids_in(path: Path) -> Iterator[bytes]:
+        for record in read_segment(path):
+            for event in parse_body(rawfiles.body_of(record)).events:
+                yield event.event_id
 
     # -- intake ---------------------------------------------------------------------
 
@@ -152,9 +158,9 @@ class Collector:
             # body is only checked, and the flusher parses the segment from disk.
             keep = segment.complete and not self._holding_a_segment()
             columns = segment.columns if keep else self._checked
-            mark = columns.mark()
+            mark, ids_mark = columns.mark(), self._recent.added
             try:
-                taken = take(body, self._recent.ids, columns)
+                taken = take(body, self._recent, columns)
             except BodyError:
                 self.metrics.rejected.labels("invalid").inc()
                 raise
@@ -163,7 +169,7 @@ class Collector:
                 self.spool.append(frame)
             except BaseException as exc:  # not durable: nothing of the body is kept
                 columns.rollback(mark)
-                self._recent.ids.difference_update(taken.new_ids)
+                self._recent.rollback(ids_mark)
                 if not isinstance(exc, SpoolFull):
                     raise
                 self.metrics.rejected.labels("spool_full").inc()
@@ -177,7 +183,7 @@ class Collector:
                 segment.complete = False
             segment.spooled += taken.events
             segment.spooled_bytes += len(body)
-            self._recent.hold(taken.new_ids)  # `take` put them in `_recent.ids`
+            self._recent.keep_newest(RECENT_EVENT_IDS)
             if (
                 segment.spooled >= self.config.flush_events
                 or segment.spooled_bytes >= SEGMENT_BYTES

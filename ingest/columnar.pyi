@@ -6,6 +6,8 @@ import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 
+from ingest.eventids import EventIds
+
 STR: int
 TIME: int
 HEX: int
@@ -75,7 +77,7 @@ class TableBuilder:
 def fill(
     events: list[Any],
     builders: dict[str, TableBuilder],
-    seen: set[bytes],
+    seen: EventIds,
     checks: dict[str, TableBuilder],
     unknown: list[tuple[int, bool]],
 ) -> int: ...

@@ -655,22 +655,20 @@ def fill(list events, dict builders, object seen, dict checks, list unknown):
     """Append each event to the builder of its type (`builders`, by event type); return
     how many of the times added were refused (see `TableBuilder.refused`).
 
-    An event whose id is in `seen` (a set, updated) is a repeat: it goes to the builder
-    in `checks` instead, so that its values are checked and then dropped. Events of a
-    type without a builder are listed in `unknown` as (index, repeated?).
+    An event whose id is in `seen` (an `ingest.eventids.EventIds`, updated) is a repeat:
+    it goes to the builder in `checks` instead, so that its values are checked and then
+    dropped. Events of a type without a builder are listed in `unknown` as (index,
+    repeated?).
     """
     cdef Py_ssize_t index = 0
     cdef TableBuilder builder
-    cdef object event, event_id
+    cdef object event
     cdef bint repeated
     cdef Py_ssize_t refused = 0
     for found in (*builders.values(), *checks.values()):
         (<TableBuilder>found).refused = 0
     for event in events:
-        event_id = event.event_id
-        repeated = event_id in seen
-        if not repeated:
-            seen.add(event_id)
+        repeated = not seen.add(event.event_id)
         found = (checks if repeated else builders).get(event.event_type)
         if found is None:
             unknown.append((index, repeated))

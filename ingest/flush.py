@@ -13,14 +13,14 @@ upload, is parsed again from the frames its spool kept (the same bytes).
 
 from __future__ import annotations
 
-from collections import defaultdict, deque
-from collections.abc import Collection
+from collections import defaultdict
 from dataclasses import dataclass, field
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from ingest import rawfiles
+from ingest.eventids import EventIds
 from ingest.normalize import EventColumns, Taken, take
 from ingest.spool import Segment, Spool, read_segment
 from lake.catalog import CatalogEntry, time_text, update_entry
@@ -28,55 +28,9 @@ from lake.layout import ClusterKey, raw_path
 from lake.parts import distinct_values, write_parts
 from lake.store import Lake
 
+# The event ids remembered as taken, and as written: the last this many. Ray retries
+# within minutes, and the views collapse older repeats.
 RECENT_EVENT_IDS = 100_000
-
-
-class IdBatches:
-    """Event ids in batches (a body's, a segment's): about the last RECENT_EVENT_IDS of
-    them, forgotten a batch at a time. Ray retries within minutes, and the views
-    collapse older repeats."""
-
-    def __init__(self) -> None:
-        self._batches: deque[Collection[bytes]] = deque()
-        self._held = 0  # ids in the batches
-
-    def hold(self, batch: Collection[bytes]) -> None:
-        """Hold `batch`, ids each once (it is kept: do not change it afterwards)."""
-        self._batches.append(batch)
-        self._held += len(batch)
-        while self._held - len(self._batches[0]) >= RECENT_EVENT_IDS:
-            oldest = self._batches.popleft()
-            self._held -= len(oldest)
-            self._forget(oldest)
-
-    def _forget(self, batch: Collection[bytes]) -> None:
-        """A batch let go."""
-
-
-class RecentIds(IdBatches):
-    """The ids taken lately, also as one set kept up to date (`ids`): intake looks up
-    every event in it. An id in two batches is forgotten with the older."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.ids: set[bytes] = set()
-
-    def remember(self, batch: set[bytes]) -> None:
-        """Hold `batch`, adding its ids to `ids` (`hold`: `take` put them there)."""
-        self.ids |= batch
-        self.hold(batch)
-
-    def _forget(self, batch: Collection[bytes]) -> None:
-        self.ids.difference_update(batch)
-
-
-class WrittenIds(IdBatches):
-    """The ids written to the lake lately. Only a segment read back from disk asks for
-    them, rarely: no set of them is kept up to date on every flush."""
-
-    def union(self) -> set[bytes]:
-        """Every id held, as one new set."""
-        return set().union(*self._batches)
 
 
 @dataclass
@@ -88,7 +42,7 @@ class SegmentRows:
     raw: dict[str, list[bytes]] = field(default_factory=lambda: defaultdict(list))
     events: int = 0
     body_bytes: int = 0
-    batches: list[list[bytes]] = field(default_factory=list)  # the events, body by body
+    batches: list[bytes] = field(default_factory=list)  # new ids, body by body (packed)
     spooled: int = 0  # events of the segment, held here or not
     spooled_bytes: int = 0  # bytes of its bodies, held here or not
     complete: bool = True  # False: some bodies' rows were not kept; read the disk
@@ -113,7 +67,7 @@ class FlushReport:
     reparsed: int = 0  # segments whose rows were not held: parsed again from disk
 
 
-def rows_from_disk(segment: Segment, written: set[bytes]) -> SegmentRows:
+def rows_from_disk(segment: Segment, written: EventIds) -> SegmentRows:
     """A segment's rows, parsed again from its bodies (each was valid when spooled),
     less the events already written from earlier segments (as intake left them out).
     `written` serves as the ids seen: the segment's own are added to it."""
@@ -164,7 +118,7 @@ class Flusher:
         node_id: str,
         role: str,
         spool: Spool,
-        written: WrittenIds,
+        written: EventIds,
     ) -> None:
         self.lake = lake
         self.cluster = cluster
@@ -186,11 +140,12 @@ class Flusher:
             # read from disk again.
             rows = self.pending.pop(segment.name, None)
             if rows is None:
-                rows = rows_from_disk(segment, self.written.union())
+                rows = rows_from_disk(segment, self.written.copy())
                 report.reparsed += 1
             report.parts += self._write(segment, rows)
             for batch in rows.batches:
-                self.written.hold(batch)
+                self.written.add_packed(batch)
+            self.written.keep_newest(RECENT_EVENT_IDS)
             report.segments += 1
             report.events += rows.events
             self.spool.remove(segment)

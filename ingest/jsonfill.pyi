@@ -2,6 +2,7 @@
 from typing import Any
 
 from ingest.columnar import TableBuilder
+from ingest.eventids import EventIds
 
 class Declined(Exception): ...
 
@@ -11,7 +12,7 @@ class JsonFill:
     def take(
         self,
         body: bytes,
-        seen: set[bytes],
+        seen: EventIds,
         builders: dict[str, TableBuilder],
         checks: dict[str, TableBuilder],
-    ) -> tuple[int, list[bytes], dict[str, int], str, str, set[str]]: ...
+    ) -> tuple[int, bytes, dict[str, int], str, str, set[str]]: ...

@@ -6,8 +6,8 @@ Each event is checked against the wire structs of `ingest.wire`, read through
 `msgspec.inspect`, so that every declared field of every struct is checked as msgspec
 checks it (including fields no column reads); then its values are appended to the
 builders of `ingest.columnar` along the same column specs `ingest.normalize` describes.
-No Python object is made per value, but the event ids (for `seen`) and the values of
-map and converted columns.
+No Python object is made per value (the event ids go straight into `seen`, an
+`ingest.eventids.EventIds`), but for the values of map and converted columns.
 
 `JsonFill.take` either fills exactly what `parse_body` + `normalize` would (the same
 rows in the same builders, the same ids seen) or raises `Declined` and leaves the
@@ -21,7 +21,6 @@ would refuse, a converter that raises.
 """
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
-from cpython.set cimport PySet_Add, PySet_GET_SIZE
 from cpython.unicode cimport PyUnicode_DecodeUTF8
 from libc.stdint cimport int64_t, uint8_t, uint32_t, uint64_t
 from libc.stdlib cimport free, realloc
@@ -48,6 +47,7 @@ from ingest.columnar cimport (
     add_ray_time,
     add_text,
 )
+from ingest.eventids cimport EventIds
 from ingest.columnar import BOOL, EVENT, FLOAT, HEX, HEX_RAW, INT, OBJ, PAYLOAD, ROW, STR, TIME
 from lake.layout import LayoutError, check_session
 
@@ -1101,11 +1101,11 @@ cdef class JsonFill:
         self.session_name = self.wire.field_of(self.wire.event_shape, "session_name") - first
         self.node_id = self.wire.field_of(self.wire.event_shape, "node_id") - first
 
-    def take(self, bytes body, set seen, dict builders, dict checks):
+    def take(self, bytes body, EventIds seen, dict builders, dict checks):
         """Validate a body and add its rows: an event whose id is in `seen` goes to its
         builder in `checks`, to be checked and dropped, as `fill` does. Returns (events,
-        new ids, events per type, first session, emitter, sessions); the new ids are
-        added to `seen`. Raises Declined, and then `builders` and `seen` are as they
+        new ids packed, events per type, first session, emitter, sessions); the new ids
+        are added to `seen`. Raises Declined, and then `builders` and `seen` are as they
         were."""
         cdef yyjson_read_err error
         cdef yyjson_doc* doc
@@ -1145,7 +1145,7 @@ cdef class JsonFill:
             t = t + 1 if t + 1 < count else 0
         return -1
 
-    cdef tuple walk(self, yyjson_val* root, set seen, dict builders, dict checks):
+    cdef tuple walk(self, yyjson_val* root, EventIds seen, dict builders, dict checks):
         cdef Walk walk = Walk(self.wire)
         cdef Table table
         cdef Py_ssize_t count, index, event, size
@@ -1158,12 +1158,10 @@ cdef class JsonFill:
         cdef int event_size = self.wire.shapes[self.wire.event_shape].count
         cdef Py_ssize_t[MAX_TABLES] counts
         cdef int[MAX_TABLES] order
-        cdef list new_ids = []
         cdef set sessions = set()
-        cdef bytes event_id
         cdef str first_session = "", emitter = ""
         cdef bint repeated
-        cdef Py_ssize_t known
+        cdef Py_ssize_t ids_mark = seen.added, value_at
         if not yyjson_is_arr(root):
             raise Declined("not a JSON array")
         memset(counts, 0, sizeof(counts))
@@ -1189,9 +1187,6 @@ cdef class JsonFill:
                 size = decoded_size(value)
                 if size == 0:
                     walk.decline("an empty event id")
-                event_id = PyBytes_FromStringAndSize(
-                    <char*>walk.decoded + walk.slots[event + self.event_id].data, size
-                )
                 value = walk.slots[event + self.session_name].value
                 if value == NULL or unsafe_yyjson_get_len(value) == 0:
                     walk.decline("no session name")
@@ -1210,13 +1205,8 @@ cdef class JsonFill:
                 value = walk.slots[event + table.payload].value
                 if value == NULL or yyjson_is_null(value):
                     walk.decline(f"no payload for {table.event_type}")
-                # One insert tells whether the id is new (the set grew): `seen` is
-                # touched once, and the new ids are a list, which hashes nothing.
-                known = PySet_GET_SIZE(seen)
-                PySet_Add(seen, event_id)
-                repeated = PySet_GET_SIZE(seen) == known
-                if not repeated:
-                    new_ids.append(event_id)
+                value_at = walk.slots[event + self.event_id].data
+                repeated = not seen.add_id(walk.decoded + value_at, size)
                 if walk.add(table, <TableBuilder>(repeats[t] if repeated else targets[t]), event):
                     walk.decline("a time not in Ray's own form")
                 if counts[t] == 0:
@@ -1232,7 +1222,7 @@ cdef class JsonFill:
                         ).hex()
                 item = unsafe_yyjson_get_next(item)
         except BaseException as exc:
-            seen.difference_update(new_ids)
+            seen.rollback(ids_mark)
             for builder, mark in zip(targets, marks):
                 (<TableBuilder>builder).rollback(mark)
             # A converter's (LayoutError is caught) or a column's bound: the exact path
@@ -1245,4 +1235,4 @@ cdef class JsonFill:
                 if (<TableBuilder>builder).events:
                     (<TableBuilder>builder).rollback((0, 0))
         by_type = {(<Table>self.tables[order[i]]).event_type: counts[order[i]] for i in range(types)}
-        return (count, new_ids, by_type, first_session, emitter, sessions)
+        return (count, seen.since(ids_mark), by_type, first_session, emitter, sessions)

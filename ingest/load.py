@@ -24,6 +24,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from ingest import rawfiles
+from ingest.eventids import EventIds
 from ingest.normalize import EventColumns, Taken, take
 from ingest.parse import BodyError
 from lake.catalog import refresh_session
@@ -97,7 +98,7 @@ class _Batch:
 
     columns: EventColumns = field(default_factory=EventColumns)
     digests: list[str] = field(default_factory=list)
-    seen: set[bytes] = field(default_factory=set)
+    seen: EventIds = field(default_factory=EventIds)
     events: int = 0
 
     def write(self, lake: Lake, cluster: ClusterKey) -> list[str]:
@@ -165,17 +166,15 @@ def _ingest_sources(
     report = Report()
     batch = _Batch()
     for name, load in sources:
-        new_ids: list[bytes] = []
-        mark = batch.columns.mark()
+        mark, ids_mark = batch.columns.mark(), batch.seen.added
         taken: list[tuple[bytes, Taken]] = []
         try:
             for body in load():
                 found = take(body, batch.seen, batch.columns)
-                new_ids += found.new_ids
                 taken.append((body, found))
         except (BodyError, OSError, EOFError, zlib.error) as exc:
             batch.columns.rollback(mark)  # nothing of a rejected source stays
-            batch.seen.difference_update(new_ids)
+            batch.seen.rollback(ids_mark)
             report.rejected.append((name, str(exc) or type(exc).__name__))
             continue
         for body, found in taken:

@@ -42,6 +42,7 @@ from ingest.columnar import (
     fill,
     time_of,
 )
+from ingest.eventids import EventIds
 from ingest.jsonfill import Declined, JsonFill
 from ingest.parse import BodyError, ParsedBody, parse_body
 from ingest.to_arrow import to_table
@@ -617,7 +618,7 @@ class Taken:
     """What a caller needs to know of a body `take` added."""
 
     events: int  # events in the body
-    new_ids: list[bytes]  # ids (decoded eventId bytes) not in `seen` before: each once
+    new_ids: bytes  # ids (decoded eventId bytes) not in `seen` before, packed (EventIds.since)
     types: dict[str, int]  # events per eventType
     session: str  # the first event's sessionName ("" for an empty body)
     emitter: str  # lowercase hex of the first non-empty nodeId among the events, or ""
@@ -628,7 +629,7 @@ class Taken:
 FAST = {wire.naming: JsonFill(wire.event, _BUILDERS) for wire in (CAMEL, SNAKE)}
 
 
-def take(body: bytes, seen: set[bytes], into: EventColumns) -> Taken:
+def take(body: bytes, seen: EventIds, into: EventColumns) -> Taken:
     """Validate a POST body (a JSON array of RayEvents) and add its rows to `into`, each
     event once (`seen` holds the ids taken before, and is updated). Raises BodyError
     exactly as `parse_body` + `normalize` do, and then `into` and `seen` are as they were."""
@@ -639,21 +640,16 @@ def take(body: bytes, seen: set[bytes], into: EventColumns) -> Taken:
     else:
         return Taken(*found)
     parsed = parse_body(body)
-    new_ids = new_ids_of(parsed, seen)
+    mark = seen.added
     try:
         normalize(parsed, seen, into)
     except BodyError:
-        seen.difference_update(new_ids)
+        seen.rollback(mark)
         raise
-    return taken_of(parsed, new_ids)
+    return taken_of(parsed, seen.since(mark))
 
 
-def new_ids_of(parsed: ParsedBody, seen: set[bytes]) -> list[bytes]:
-    """The ids of a body's events not in `seen`, each once, in the body's order."""
-    return list(dict.fromkeys(e.event_id for e in parsed.events if e.event_id not in seen))
-
-
-def taken_of(parsed: ParsedBody, new_ids: list[bytes]) -> Taken:
+def taken_of(parsed: ParsedBody, new_ids: bytes) -> Taken:
     """What `take` tells of a body the exact path added."""
     events = parsed.events
     return Taken(
@@ -666,7 +662,7 @@ def taken_of(parsed: ParsedBody, new_ids: list[bytes]) -> Taken:
     )
 
 
-def normalize(parsed: ParsedBody, seen: set[bytes], into: EventColumns) -> None:
+def normalize(parsed: ParsedBody, seen: EventIds, into: EventColumns) -> None:
     """Add a body's events to `into`, each event once: `seen` holds the ids taken before
     (it is updated). Raises BodyError, and then `into` is as it was."""
     marks = into.mark()

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
+from ingest.eventids import EventIds
 from ingest.load import ingest_paths
 from ingest.normalize import EventColumns, take
 from lake.compact import compact
@@ -100,7 +101,7 @@ def test_unsorted_parts_keep_no_range_of_their_texts_and_compaction_gives_one(
     for segment, paths in enumerate([bodies[::2], bodies[1::2]]):  # two parts to merge
         columns = EventColumns()
         for path in paths:
-            take(path.read_bytes(), set(), columns)
+            take(path.read_bytes(), EventIds(), columns)
         for table, data in columns.tables(str(segment)):
             write_parts(lake, CLUSTER, table, data, writer="n", ingest_id=str(segment), sort=False)
     for part in (lake_dir / "events" / "task_lifecycle").rglob("*.parquet"):

@@ -11,6 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from ingest.eventids import EventIds
 from ingest.normalize import EventColumns, hex_id, normalize, take
 from ingest.parse import BodyError, parse_body
 from lake.parts import write_parts
@@ -34,8 +35,8 @@ def first(event_type: str) -> dict[str, Any]:
 def tables(raw: bytes) -> dict[str, pa.Table]:
     """The rows of a body, by `take` (checked against the exact path's)."""
     columns, exact = EventColumns(), EventColumns()
-    take(raw, set(), columns)
-    normalize(parse_body(raw), set(), exact)
+    take(raw, EventIds(), columns)
+    normalize(parse_body(raw), EventIds(), exact)
     found = dict(columns.tables("test"))
     assert found == dict(exact.tables("test"))
     return found
@@ -181,9 +182,9 @@ def rejected(events: list[dict[str, Any]] | bytes) -> BodyError:
     """The error of a body, by `take` (the same as the exact path's)."""
     raw = events if isinstance(events, bytes) else body(events)
     with pytest.raises(BodyError) as exact:
-        normalize(parse_body(raw), set(), EventColumns())
+        normalize(parse_body(raw), EventIds(), EventColumns())
     with pytest.raises(BodyError) as caught:
-        take(raw, set(), EventColumns())
+        take(raw, EventIds(), EventColumns())
     assert str(caught.value) == str(exact.value)
     return caught.value
 
@@ -252,7 +253,7 @@ def test_rows_of_two_days_and_two_sessions_land_in_their_own_partitions(tmp_path
         event["timestamp"], event["sessionName"] = stamp, session
         events.append(event)
     columns = EventColumns()
-    take(body(events), set(), columns)
+    take(body(events), EventIds(), columns)
     lake = Lake(str(tmp_path / "lake"), create=True)
     ((name, data),) = columns.tables("1")
     written = write_parts(lake, CLUSTER, name, data, writer="n", ingest_id="1", sort=False)

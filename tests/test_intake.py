@@ -25,6 +25,7 @@ import pytest
 from ingest import collector as collector_module
 from ingest import intake, rawfiles
 from ingest.collector import Collector
+from ingest.eventids import EventIds
 from ingest.flush import rows_from_disk
 from ingest.httpd import listening_socket
 from ingest.intake import create_server
@@ -210,7 +211,7 @@ def test_a_segment_read_back_from_disk_makes_the_same_raw_object(tmp_path: Path)
         (done,) = c.spool.done()
     lake = Lake(str(tmp_path / "lake"))
     (raw,) = lake.list_files("raw", ".jsonl.zst")
-    again = rows_from_disk(Segment(0, 0, done), set())
+    again = rows_from_disk(Segment(0, 0, done), EventIds())
     (frames,) = again.raw.values()
     stored = lake.read_bytes(raw)
     assert rawfiles.lines(frames) == stored
@@ -224,7 +225,7 @@ def test_a_spool_of_plain_bodies_is_read_as_one_of_frames(tmp_path: Path) -> Non
         spool.append(body)
     segment = spool.seal()
     assert segment is not None
-    from_plain = rows_from_disk(segment, set())
+    from_plain = rows_from_disk(segment, EventIds())
     (frames,) = from_plain.raw.values()
     assert frames == [rawfiles.line_frame(body) for body in BODIES[:3]]
     assert from_plain.events == events(BODIES[:3])

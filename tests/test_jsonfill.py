@@ -25,9 +25,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from ingest.eventids import EventIds
 from ingest.jsonfill import Declined
 from ingest.load import read_bodies
-from ingest.normalize import FAST, EventColumns, Taken, new_ids_of, normalize, take, taken_of
+from ingest.normalize import FAST, EventColumns, Taken, normalize, take, taken_of
 from ingest.parse import BodyError, parse_body
 from ingest.wire import wire_for
 
@@ -55,25 +56,29 @@ class Outcome:
     fallbacks: int = 0
 
 
+def packed(ids: Iterable[bytes]) -> bytes:
+    """Ids as `EventIds.since` packs them: each as its size (4 bytes) then itself."""
+    return b"".join(len(i).to_bytes(4, sys.byteorder) + i for i in ids)
+
+
 def exact_path(bodies: Iterable[bytes], seen: Iterable[bytes] = ()) -> Outcome:
     columns, known, results = EventColumns(), set(seen), []
     result: Taken | str
     for body in bodies:
-        before = set(known)
         try:
             parsed = parse_body(body)
-            new_ids = new_ids_of(parsed, known)
-            normalize(parsed, known, columns)
-            result = taken_of(parsed, new_ids)
+            new_ids = dict.fromkeys(e.event_id for e in parsed.events if e.event_id not in known)
+            normalize(parsed, EventIds(known), columns)
+            result = taken_of(parsed, packed(new_ids))
+            known.update(new_ids)
         except BodyError as exc:
-            known = before  # as `take` leaves it (callers of normalize restore it)
             result = str(exc)
         results.append(result)
     return Outcome(results, dict(columns.tables("test")), known)
 
 
 def taken(bodies: Iterable[bytes], seen: Iterable[bytes] = ()) -> Outcome:
-    columns, known, results = EventColumns(), set(seen), []
+    columns, known, results = EventColumns(), EventIds(seen), []
     result: Taken | str
     for body in bodies:
         try:
@@ -82,7 +87,7 @@ def taken(bodies: Iterable[bytes], seen: Iterable[bytes] = ()) -> Outcome:
             result = str(exc)
         results.append(result)
     fallbacks = columns.fallbacks
-    return Outcome(results, dict(columns.tables("test")), known, fallbacks)
+    return Outcome(results, dict(columns.tables("test")), set(known), fallbacks)
 
 
 def assert_same(bodies: list[bytes], seen: Iterable[bytes] = (), *, fast: bool = False) -> Outcome:
@@ -119,7 +124,7 @@ def declined(bodies: list[bytes]) -> list[str]:
     for body in bodies:
         columns = EventColumns()
         try:
-            FAST[wire_for(body).naming].take(body, set(), columns.builders, columns.checks)
+            FAST[wire_for(body).naming].take(body, EventIds(), columns.builders, columns.checks)
         except Declined as exc:
             reasons.append(str(exc))
     return reasons
@@ -667,9 +672,9 @@ def test_the_fast_path_declines(case: str, snake: bool) -> None:
 def test_bodies_that_are_no_array_of_events_are_declined_and_refused_alike(body: bytes) -> None:
     assert declines(body)
     with pytest.raises(BodyError) as fast:
-        take(body, set(), EventColumns())
+        take(body, EventIds(), EventColumns())
     with pytest.raises(BodyError) as exact:
-        normalize(parse_body(body), set(), EventColumns())
+        normalize(parse_body(body), EventIds(), EventColumns())
     assert str(fast.value) == str(exact.value)
 
 
@@ -682,7 +687,7 @@ def test_json_nested_too_deep_for_msgspec_is_declined() -> None:
     assert declines(body)
     with pytest.raises(RecursionError):
         parse_body(body)
-    columns, seen = EventColumns(), set()
+    columns, seen = EventColumns(), EventIds()
     with pytest.raises(RecursionError):
         take(body, seen, columns)
     assert not seen and not dict(columns.tables("test"))
@@ -741,29 +746,29 @@ def test_the_first_session_the_emitter_and_the_types_are_told() -> None:
     events[0]["nodeId"] = ""
     other = "session_2026-11-22_00-00-00_000000_1"
     events[1]["sessionName"] = other
-    found = take(json.dumps(events).encode(), set(), EventColumns())
+    found = take(json.dumps(events).encode(), EventIds(), EventColumns())
     assert found.session == SESSION
     assert found.sessions == {SESSION, other}
     assert found.emitter == base64.b64decode(events[1]["nodeId"]).hex()
     assert found.types == {"TASK_DEFINITION_EVENT": 1, "TASK_PROFILE_EVENT": 1}
-    assert take(b"[]", set(), EventColumns()) == Taken(0, [], {}, "", "", set())
+    assert take(b"[]", EventIds(), EventColumns()) == Taken(0, b"", {}, "", "", set())
 
 
 def test_a_refused_body_leaves_the_columns_and_the_ids_as_they_were() -> None:
-    columns, seen = EventColumns(), set()
+    columns, seen = EventColumns(), EventIds()
     good = encode_body(EVENTS[:20])
     take(good, seen, columns)
-    before = set(seen)
+    before = list(seen)
     # Valid events first, new and repeated, then one the fast path cannot vouch for.
     bad = first_of("TASK_LIFECYCLE_EVENT")
     bad["timestamp"] = "yesterday"
     body = encode_body([*EVENTS[10:40], bad])
     with pytest.raises(BodyError):
         take(body, seen, columns)
-    assert seen == before
+    assert list(seen) == before
     assert columns.fallbacks == 1
     expected = EventColumns()
-    take(good, set(), expected)
+    take(good, EventIds(), expected)
     found, wanted = dict(columns.tables("t")), dict(expected.tables("t"))
     assert found.keys() == wanted.keys()
     assert all(found[name].equals(wanted[name]) for name in wanted)

@@ -34,6 +34,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ingest import rawfiles
+from ingest.eventids import EventIds
 from ingest.load import ingest_paths
 from ingest.normalize import EventColumns, normalize, take
 from ingest.parse import BodyError, parse_body
@@ -208,7 +209,7 @@ def encode_body(
 
 def ingest_body(body: bytes) -> dict[str, pa.Table]:
     columns = EventColumns()
-    take(body, set(), columns)
+    take(body, EventIds(), columns)
     return dict(columns.tables("props"))
 
 
@@ -230,10 +231,10 @@ def test_any_valid_event_list_ingests(
     parsed = parse_body(body)
     assert parsed.wire.naming == ("snake" if snake else "camel")
     assert len(parsed.events) == len(events)
-    seen: set[bytes] = set()
+    seen = EventIds()
     columns = EventColumns()
     normalize(parsed, seen, columns)
-    assert seen == {base64.b64decode(e["eventId"]) for e in events}
+    assert set(seen) == {base64.b64decode(e["eventId"]) for e in events}
 
     kept: set[str | None] = set()
     tables = dict(columns.tables("props"))

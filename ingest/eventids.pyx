@@ -1,0 +1,257 @@
+# cython: language_level=3, boundscheck=False, wraparound=False
+"""A set of event ids that remembers the order they came in: the collector forgets the
+oldest first and takes back the newest (a body refused half way), and tells the ids a
+body added, all without a Python object per id.
+
+A Python set of bytes made an object per event, hashed it with SipHash and resized
+itself as it grew: 6-7% of the collector's CPU. Here an id is copied into a ring of
+fixed records and indexed by an open-addressing table (linear probing; removal shifts
+the probe run back, so no tombstones pile up).
+
+Ids a body added are handed over `packed`: each as its size (4 bytes, native order)
+then its bytes, one bytes object for them all. It lives in memory only.
+"""
+
+import os
+
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from libc.stdint cimport uint8_t, uint32_t, uint64_t
+from libc.stdlib cimport calloc, free, malloc
+from libc.string cimport memcmp, memcpy
+
+cdef extern from *:
+    """
+    #include <stdint.h>
+    #include <string.h>
+    /* MurmurHash3's 64-bit block step and finalizer over one lane, seeded: ids are
+       random bytes as Ray makes them, but a sender may choose them, so the seed is the
+       process's own. */
+    static inline uint64_t raylake_rotl(uint64_t x, int r) { return (x << r) | (x >> (64 - r)); }
+    static inline uint64_t raylake_hash_id(const uint8_t* data, Py_ssize_t size, uint64_t seed) {
+        const uint64_t c1 = 0x87c37b91114253d5ULL, c2 = 0x4cf5ad432745937fULL;
+        uint64_t h = seed ^ (uint64_t)size, k;
+        Py_ssize_t i = 0;
+        for (; i + 8 <= size; i += 8) {
+            memcpy(&k, data + i, 8);
+            k = raylake_rotl(k * c1, 31) * c2;
+            h = raylake_rotl(h ^ k, 27) * 5 + 0x52dce729;
+        }
+        k = 0;
+        memcpy(&k, data + i, (size_t)(size - i));
+        h ^= raylake_rotl(k * c1, 31) * c2;
+        h ^= h >> 33;
+        h *= 0xff51afd7ed558ccdULL;
+        h ^= h >> 33;
+        h *= 0xc4ceb9fe1a85ec53ULL;
+        h ^= h >> 33;
+        return h;
+    }
+    """
+    uint64_t raylake_hash_id(const uint8_t* data, Py_ssize_t size, uint64_t seed) nogil
+
+
+cdef uint64_t SEED = int.from_bytes(os.urandom(8), "little")
+cdef Py_ssize_t FIRST_CAPACITY = 1024
+cdef uint64_t EMPTY = 0
+
+
+cdef inline uint32_t hash_of(const uint8_t* data, Py_ssize_t size) noexcept nogil:
+    return <uint32_t>raylake_hash_id(data, size, SEED)
+
+
+cdef inline const uint8_t* bytes_of(const Record* record) noexcept nogil:
+    return record.data.heap if record.size > HELD_ID else record.data.held
+
+
+cdef class EventIds:
+    """A set of event ids (bytes), in the order they were added. `added` numbers them:
+    `rollback(mark)` takes back those added since `added` was `mark`, `since(mark)`
+    packs them; `keep_newest` forgets the oldest."""
+
+    def __init__(self, ids=()):
+        for event_id in ids:
+            self.add(event_id)
+
+    def __dealloc__(self):
+        cdef Py_ssize_t n
+        for n in range(self.first, self.added):
+            self.free_id(n)
+        free(self.records)
+        free(self.slots)
+
+    def __len__(self):
+        return self.added - self.first
+
+    def __contains__(self, bytes event_id):
+        cdef const uint8_t* data = <const uint8_t*>PyBytes_AS_STRING(event_id)
+        cdef Py_ssize_t size = PyBytes_GET_SIZE(event_id)
+        return self.capacity != 0 and self.slots[self.find(data, size, hash_of(data, size))] != EMPTY
+
+    def __iter__(self):
+        """The ids, oldest first."""
+        cdef Py_ssize_t n
+        for n in range(self.first, self.added):
+            yield self.id_bytes(n)
+
+    def add(self, bytes event_id):
+        """Add an id; True when it was not held before."""
+        return self.add_id(<const uint8_t*>PyBytes_AS_STRING(event_id), PyBytes_GET_SIZE(event_id)) == 1
+
+    def add_packed(self, bytes packed):
+        """Add the ids `since` packed (those held already stay where they are)."""
+        cdef const uint8_t* data = <const uint8_t*>PyBytes_AS_STRING(packed)
+        cdef Py_ssize_t at = 0, end = PyBytes_GET_SIZE(packed)
+        cdef uint32_t size
+        while at < end:
+            memcpy(&size, data + at, 4)
+            self.add_id(data + at + 4, size)
+            at += 4 + size
+
+    def since(self, Py_ssize_t mark):
+        """The ids added since `added` was `mark`, oldest first, packed."""
+        cdef Py_ssize_t n, total = 0
+        cdef const Record* record
+        cdef char* out
+        if not self.first <= mark <= self.added:
+            raise ValueError(f"mark {mark} is not within the ids held ({self.first}-{self.added})")
+        for n in range(mark, self.added):
+            total += 4 + self.records[n & (self.capacity - 1)].size
+        packed = PyBytes_FromStringAndSize(NULL, total)
+        out = PyBytes_AS_STRING(packed)
+        for n in range(mark, self.added):
+            record = &self.records[n & (self.capacity - 1)]
+            memcpy(out, &record.size, 4)
+            memcpy(out + 4, bytes_of(record), record.size)
+            out += 4 + record.size
+        return packed
+
+    def rollback(self, Py_ssize_t mark):
+        """Take back the ids added since `added` was `mark`, newest first."""
+        if mark > self.added:
+            raise ValueError(f"mark {mark} is past the ids added ({self.added})")
+        while self.added > mark and self.added > self.first:
+            self.remove(self.added - 1)
+            self.added -= 1
+
+    def keep_newest(self, Py_ssize_t count):
+        """Forget the oldest ids, down to `count`."""
+        while self.added - self.first > count:
+            self.remove(self.first)
+            self.first += 1
+
+    def copy(self):
+        """A set of the same ids, in the same order, apart from this one."""
+        cdef EventIds other = EventIds()
+        cdef Py_ssize_t n
+        cdef const Record* record
+        for n in range(self.first, self.added):
+            record = &self.records[n & (self.capacity - 1)]
+            other.add_id(bytes_of(record), record.size)
+        return other
+
+    # -- the ring and the table -----------------------------------------------------
+
+    cdef int add_id(self, const uint8_t* data, Py_ssize_t size) except -1:
+        """Add an id: 1 when it was not held before, 0 when it was (and stays put)."""
+        cdef uint32_t hash
+        cdef Py_ssize_t slot, index
+        cdef Record* record
+        if size > 0xffffffff:
+            raise ValueError(f"an event id of {size} bytes")
+        if self.added - self.first == self.capacity:
+            self.grow()
+        hash = hash_of(data, size)
+        slot = self.find(data, size, hash)
+        if self.slots[slot] != EMPTY:
+            return 0
+        index = self.added & (self.capacity - 1)
+        record = &self.records[index]
+        if size > HELD_ID:
+            record.data.heap = <uint8_t*>malloc(size)
+            if record.data.heap == NULL:
+                raise MemoryError()
+            memcpy(record.data.heap, data, size)
+        else:
+            memcpy(record.data.held, data, size)
+        record.size = <uint32_t>size
+        self.slots[slot] = <uint64_t>(index + 1) | (<uint64_t>hash << 32)
+        self.added += 1
+        return 1
+
+    cdef Py_ssize_t find(self, const uint8_t* data, Py_ssize_t size, uint32_t hash) noexcept:
+        """The slot of an id, or the empty slot that ends its probe run."""
+        cdef Py_ssize_t mask = 2 * self.capacity - 1
+        cdef Py_ssize_t slot = hash & mask
+        cdef uint64_t found
+        cdef const Record* record
+        while True:
+            found = self.slots[slot]
+            if found == EMPTY:
+                return slot
+            if <uint32_t>(found >> 32) == hash:
+                record = &self.records[(found & 0xffffffff) - 1]
+                if record.size == size and memcmp(bytes_of(record), data, size) == 0:
+                    return slot
+            slot = (slot + 1) & mask
+
+    cdef void remove(self, Py_ssize_t n) noexcept:
+        """Take id number `n` out of the table and free its copy (the ring's ends move
+        with the caller)."""
+        cdef Py_ssize_t mask = 2 * self.capacity - 1
+        cdef Py_ssize_t index = n & (self.capacity - 1)
+        cdef const Record* record = &self.records[index]
+        cdef Py_ssize_t slot = hash_of(bytes_of(record), record.size) & mask, later, home
+        cdef uint64_t found
+        while <Py_ssize_t>(self.slots[slot] & 0xffffffff) != index + 1:
+            slot = (slot + 1) & mask
+        # Shift back each later entry of the probe run whose home is not between the
+        # freed slot and its own: every entry stays reachable from its home.
+        later = slot
+        while True:
+            later = (later + 1) & mask
+            found = self.slots[later]
+            if found == EMPTY:
+                break
+            home = (found >> 32) & mask
+            if (later > slot and (home <= slot or home > later)) or (
+                later < slot and home <= slot and home > later
+            ):
+                self.slots[slot] = found
+                slot = later
+        self.slots[slot] = EMPTY
+        self.free_id(n)
+
+    cdef void free_id(self, Py_ssize_t n) noexcept:
+        cdef Record* record = &self.records[n & (self.capacity - 1)]
+        if record.size > HELD_ID:
+            free(record.data.heap)
+
+    cdef int grow(self) except -1:
+        """Twice the room: the records move to their places in the larger ring and the
+        table is built again."""
+        cdef Py_ssize_t capacity = self.capacity * 2 if self.capacity else FIRST_CAPACITY
+        cdef Py_ssize_t mask = 2 * capacity - 1, n, index, slot
+        cdef Record* records = <Record*>malloc(capacity * sizeof(Record))
+        cdef uint64_t* slots = <uint64_t*>calloc(2 * capacity, sizeof(uint64_t))
+        cdef uint32_t hash
+        if records == NULL or slots == NULL:
+            free(records)
+            free(slots)
+            raise MemoryError()
+        for n in range(self.first, self.added):
+            index = n & (capacity - 1)
+            records[index] = self.records[n & (self.capacity - 1)]
+            hash = hash_of(bytes_of(&records[index]), records[index].size)
+            slot = hash & mask
+            while slots[slot] != EMPTY:
+                slot = (slot + 1) & mask
+            slots[slot] = <uint64_t>(index + 1) | (<uint64_t>hash << 32)
+        free(self.records)
+        free(self.slots)
+        self.records, self.slots, self.capacity = records, slots, capacity
+        return 0
+
+    cdef bytes id_bytes(self, Py_ssize_t n):
+        cdef const Record* record = &self.records[n & (self.capacity - 1)]
+        return PyBytes_FromStringAndSize(<const char*>bytes_of(record), record.size)
+
