@@ -29,7 +29,7 @@ from prometheus_client import Counter as MetricCounter
 from ingest import rawfiles
 from ingest.eventids import EventIds
 from ingest.exports import ExportTailer
-from ingest.flush import RECENT_EVENT_IDS, Flusher, SegmentRows
+from ingest.flush import RECENT_EVENT_IDS, Flusher, SegmentRows, WrittenIds
 from ingest.node import current_session_dir, node_id, session_dirs
 from ingest.normalize import EventColumns, take
 from ingest.parse import BodyError, parse_body
@@ -110,7 +110,7 @@ class Collector:
         self._pending: dict[str, SegmentRows] = {}
         self._checked = EventColumns()  # where a body not kept is checked
         self._recent = EventIds()  # taken lately: a retry of them is not kept twice
-        self._written = EventIds()  # in the lake lately: a segment read again leaves them out
+        self._written = WrittenIds()  # in the lake lately: a segment read again leaves them out
         self._flusher: Flusher | None = None
         self._snapshotter: Snapshotter | None = None
         self._lake: Lake | None = None
@@ -126,13 +126,13 @@ class Collector:
         answer was lost in the crash): count their events as seen, so a retry is not
         kept twice; and those it wrote as written."""
         for path in self.spool.done():
+            mark = self._recent.added
             for event_id in self._ids_in(path):
-                self._written.add(event_id)
                 self._recent.add(event_id)
+            self._written.hold(self._recent.since(mark))
         for segment in self.spool.sealed():
             for event_id in self._ids_in(segment.path):
                 self._recent.add(event_id)
-        self._written.keep_newest(RECENT_EVENT_IDS)
         self._recent.keep_newest(RECENT_EVENT_IDS)
 
     @staticmethod

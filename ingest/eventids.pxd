@@ -15,6 +15,7 @@ cdef union IdBytes:
 
 cdef struct Record:
     uint32_t size
+    uint32_t hash  # hash_of(the id): the table's slot keeps it too
     IdBytes data
 
 

@@ -15,7 +15,7 @@ then its bytes, one bytes object for them all. It lives in memory only.
 import os
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
-from libc.stdint cimport uint8_t, uint32_t, uint64_t
+from libc.stdint cimport UINT32_MAX, uint8_t, uint32_t, uint64_t
 from libc.stdlib cimport calloc, free, malloc
 from libc.string cimport memcmp, memcpy
 
@@ -37,7 +37,7 @@ cdef extern from *:
             h = raylake_rotl(h ^ k, 27) * 5 + 0x52dce729;
         }
         k = 0;
-        memcpy(&k, data + i, (size_t)(size - i));
+        for (Py_ssize_t j = size - 1; j >= i; j--) k = (k << 8) | data[j];
         h ^= raylake_rotl(k * c1, 31) * c2;
         h ^= h >> 33;
         h *= 0xff51afd7ed558ccdULL;
@@ -56,6 +56,7 @@ cdef uint64_t EMPTY = 0
 
 
 cdef inline uint32_t hash_of(const uint8_t* data, Py_ssize_t size) noexcept nogil:
+    """The low half is what the table keeps (and where an id's probe run starts)."""
     return <uint32_t>raylake_hash_id(data, size, SEED)
 
 
@@ -139,16 +140,6 @@ cdef class EventIds:
             self.remove(self.first)
             self.first += 1
 
-    def copy(self):
-        """A set of the same ids, in the same order, apart from this one."""
-        cdef EventIds other = EventIds()
-        cdef Py_ssize_t n
-        cdef const Record* record
-        for n in range(self.first, self.added):
-            record = &self.records[n & (self.capacity - 1)]
-            other.add_id(bytes_of(record), record.size)
-        return other
-
     # -- the ring and the table -----------------------------------------------------
 
     cdef int add_id(self, const uint8_t* data, Py_ssize_t size) except -1:
@@ -156,7 +147,7 @@ cdef class EventIds:
         cdef uint32_t hash
         cdef Py_ssize_t slot, index
         cdef Record* record
-        if size > 0xffffffff:
+        if size > UINT32_MAX:
             raise ValueError(f"an event id of {size} bytes")
         if self.added - self.first == self.capacity:
             self.grow()
@@ -174,6 +165,7 @@ cdef class EventIds:
         else:
             memcpy(record.data.held, data, size)
         record.size = <uint32_t>size
+        record.hash = hash
         self.slots[slot] = <uint64_t>(index + 1) | (<uint64_t>hash << 32)
         self.added += 1
         return 1
@@ -189,7 +181,7 @@ cdef class EventIds:
             if found == EMPTY:
                 return slot
             if <uint32_t>(found >> 32) == hash:
-                record = &self.records[(found & 0xffffffff) - 1]
+                record = &self.records[<uint32_t>found - 1]
                 if record.size == size and memcmp(bytes_of(record), data, size) == 0:
                     return slot
             slot = (slot + 1) & mask
@@ -200,9 +192,9 @@ cdef class EventIds:
         cdef Py_ssize_t mask = 2 * self.capacity - 1
         cdef Py_ssize_t index = n & (self.capacity - 1)
         cdef const Record* record = &self.records[index]
-        cdef Py_ssize_t slot = hash_of(bytes_of(record), record.size) & mask, later, home
+        cdef Py_ssize_t slot = record.hash & mask, later, home
         cdef uint64_t found
-        while <Py_ssize_t>(self.slots[slot] & 0xffffffff) != index + 1:
+        while <uint32_t>self.slots[slot] != index + 1:
             slot = (slot + 1) & mask
         # Shift back each later entry of the probe run whose home is not between the
         # freed slot and its own: every entry stays reachable from its home.
@@ -233,7 +225,6 @@ cdef class EventIds:
         cdef Py_ssize_t mask = 2 * capacity - 1, n, index, slot
         cdef Record* records = <Record*>malloc(capacity * sizeof(Record))
         cdef uint64_t* slots = <uint64_t*>calloc(2 * capacity, sizeof(uint64_t))
-        cdef uint32_t hash
         if records == NULL or slots == NULL:
             free(records)
             free(slots)
@@ -241,11 +232,10 @@ cdef class EventIds:
         for n in range(self.first, self.added):
             index = n & (capacity - 1)
             records[index] = self.records[n & (self.capacity - 1)]
-            hash = hash_of(bytes_of(&records[index]), records[index].size)
-            slot = hash & mask
+            slot = records[index].hash & mask
             while slots[slot] != EMPTY:
                 slot = (slot + 1) & mask
-            slots[slot] = <uint64_t>(index + 1) | (<uint64_t>hash << 32)
+            slots[slot] = <uint64_t>(index + 1) | (<uint64_t>records[index].hash << 32)
         free(self.records)
         free(self.slots)
         self.records, self.slots, self.capacity = records, slots, capacity
@@ -255,3 +245,15 @@ cdef class EventIds:
         cdef const Record* record = &self.records[n & (self.capacity - 1)]
         return PyBytes_FromStringAndSize(<const char*>bytes_of(record), record.size)
 
+
+
+def packed_count(bytes packed):
+    """How many ids `EventIds.since` packed."""
+    cdef const char* data = PyBytes_AS_STRING(packed)
+    cdef Py_ssize_t at = 0, end = PyBytes_GET_SIZE(packed), count = 0
+    cdef uint32_t size
+    while at < end:
+        memcpy(&size, data + at, 4)
+        at += 4 + size
+        count += 1
+    return count

@@ -13,14 +13,14 @@ upload, is parsed again from the frames its spool kept (the same bytes).
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import defaultdict, deque
 from dataclasses import dataclass, field
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from ingest import rawfiles
-from ingest.eventids import EventIds
+from ingest.eventids import EventIds, packed_count
 from ingest.normalize import EventColumns, Taken, take
 from ingest.spool import Segment, Spool, read_segment
 from lake.catalog import CatalogEntry, time_text, update_entry
@@ -28,9 +28,34 @@ from lake.layout import ClusterKey, raw_path
 from lake.parts import distinct_values, write_parts
 from lake.store import Lake
 
-# The event ids remembered as taken, and as written: the last this many. Ray retries
-# within minutes, and the views collapse older repeats.
+# The event ids remembered as taken, and as written: about the last this many. Ray
+# retries within minutes, and the views collapse older repeats.
 RECENT_EVENT_IDS = 100_000
+
+
+class WrittenIds:
+    """The ids written to the lake lately, packed (`EventIds.since`), a segment's at a
+    time: about the last RECENT_EVENT_IDS, forgotten a segment at a time. Only a
+    segment read back from disk asks for them, rarely: no set of them is kept up to
+    date on every flush."""
+
+    def __init__(self) -> None:
+        self._segments: deque[tuple[int, bytes]] = deque()  # (ids, packed)
+        self._held = 0
+
+    def hold(self, packed: bytes) -> None:
+        count = packed_count(packed)
+        self._segments.append((count, packed))
+        self._held += count
+        while self._held - self._segments[0][0] >= RECENT_EVENT_IDS:
+            self._held -= self._segments.popleft()[0]
+
+    def ids(self) -> EventIds:
+        """Every id held, as one new set."""
+        found = EventIds()
+        for _, packed in self._segments:
+            found.add_packed(packed)
+        return found
 
 
 @dataclass
@@ -118,7 +143,7 @@ class Flusher:
         node_id: str,
         role: str,
         spool: Spool,
-        written: EventIds,
+        written: WrittenIds,
     ) -> None:
         self.lake = lake
         self.cluster = cluster
@@ -140,12 +165,10 @@ class Flusher:
             # read from disk again.
             rows = self.pending.pop(segment.name, None)
             if rows is None:
-                rows = rows_from_disk(segment, self.written.copy())
+                rows = rows_from_disk(segment, self.written.ids())
                 report.reparsed += 1
             report.parts += self._write(segment, rows)
-            for batch in rows.batches:
-                self.written.add_packed(batch)
-            self.written.keep_newest(RECENT_EVENT_IDS)
+            self.written.hold(b"".join(rows.batches))
             report.segments += 1
             report.events += rows.events
             self.spool.remove(segment)
