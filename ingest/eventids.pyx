@@ -87,7 +87,9 @@ cdef class EventIds:
     def __contains__(self, bytes event_id):
         cdef const uint8_t* data = <const uint8_t*>PyBytes_AS_STRING(event_id)
         cdef Py_ssize_t size = PyBytes_GET_SIZE(event_id)
-        return self.capacity != 0 and self.slots[self.find(data, size, hash_of(data, size))] != EMPTY
+        if self.capacity == 0:
+            return False
+        return self.slots[self.find(data, size, hash_of(data, size))] != EMPTY
 
     def __iter__(self):
         """The ids, oldest first."""
@@ -97,15 +99,15 @@ cdef class EventIds:
 
     def add(self, bytes event_id):
         """Add an id; True when it was not held before."""
-        return self.add_id(<const uint8_t*>PyBytes_AS_STRING(event_id), PyBytes_GET_SIZE(event_id)) == 1
+        cdef const uint8_t* data = <const uint8_t*>PyBytes_AS_STRING(event_id)
+        return self.add_id(data, PyBytes_GET_SIZE(event_id)) == 1
 
     def add_packed(self, bytes packed):
         """Add the ids `since` packed (those held already stay where they are)."""
         cdef const uint8_t* data = <const uint8_t*>PyBytes_AS_STRING(packed)
         cdef Py_ssize_t at = 0, end = PyBytes_GET_SIZE(packed)
-        cdef uint32_t size
         while at < end:
-            memcpy(&size, data + at, 4)
+            size = next_packed(data, at, end)
             self.add_id(data + at + 4, size)
             at += 4 + size
 
@@ -250,11 +252,20 @@ cdef class EventIds:
 
 def packed_count(bytes packed):
     """How many ids `EventIds.since` packed."""
-    cdef const char* data = PyBytes_AS_STRING(packed)
+    cdef const uint8_t* data = <const uint8_t*>PyBytes_AS_STRING(packed)
     cdef Py_ssize_t at = 0, end = PyBytes_GET_SIZE(packed), count = 0
-    cdef uint32_t size
     while at < end:
-        memcpy(&size, data + at, 4)
-        at += 4 + size
+        at += 4 + next_packed(data, at, end)
         count += 1
     return count
+
+
+cdef Py_ssize_t next_packed(const uint8_t* data, Py_ssize_t at, Py_ssize_t end) except -1:
+    """The size of the packed id at `at`, checked to lie within `end`."""
+    cdef uint32_t size
+    if at + 4 > end:
+        raise ValueError(f"packed ids cut short at byte {at}")
+    memcpy(&size, data + at, 4)
+    if at + 4 + <Py_ssize_t>size > end:
+        raise ValueError(f"packed ids cut short at byte {at}")
+    return size

@@ -97,3 +97,11 @@ def test_marks_outside_the_ids_held_are_refused() -> None:
     with pytest.raises(ValueError, match="past the ids added"):
         ids.rollback(4)
     assert ids.since(3) == b"" and list(ids) == [b"c"]
+
+
+@pytest.mark.parametrize("cut", [b"\x01", packed([b"abc"])[:-1]])
+def test_packed_ids_cut_short_are_refused(cut: bytes) -> None:
+    with pytest.raises(ValueError, match="packed ids cut short at byte 0"):
+        EventIds().add_packed(cut)
+    with pytest.raises(ValueError, match="cut short"):
+        packed_count(cut)
