@@ -1161,7 +1161,7 @@ cdef class JsonFill:
         cdef set sessions = set()
         cdef str first_session = "", emitter = ""
         cdef bint repeated
-        cdef Py_ssize_t ids_mark = seen.added, value_at
+        cdef Py_ssize_t ids_mark = seen.added, id_at
         if not yyjson_is_arr(root):
             raise Declined("not a JSON array")
         memset(counts, 0, sizeof(counts))
@@ -1205,8 +1205,8 @@ cdef class JsonFill:
                 value = walk.slots[event + table.payload].value
                 if value == NULL or yyjson_is_null(value):
                     walk.decline(f"no payload for {table.event_type}")
-                value_at = walk.slots[event + self.event_id].data
-                repeated = not seen.add_id(walk.decoded + value_at, size)
+                id_at = walk.slots[event + self.event_id].data
+                repeated = not seen.add_id(walk.decoded + id_at, size)
                 if walk.add(table, <TableBuilder>(repeats[t] if repeated else targets[t]), event):
                     walk.decline("a time not in Ray's own form")
                 if counts[t] == 0:
