@@ -30,7 +30,8 @@ cdef class EventIds:
     # (record's ring index + 1) | (the id's 32-bit hash << 32).
     cdef uint64_t* slots
 
-    cdef int add_id(self, const uint8_t* data, Py_ssize_t size) except -1
+    cdef uint32_t prefetch(self, const uint8_t* data, Py_ssize_t size) noexcept
+    cdef int add_id(self, const uint8_t* data, Py_ssize_t size, uint32_t hash) except -1
     cdef Py_ssize_t find(self, const uint8_t* data, Py_ssize_t size, uint32_t hash) noexcept
     cdef void remove(self, Py_ssize_t n) noexcept
     cdef void free_id(self, Py_ssize_t n) noexcept

@@ -14,5 +14,4 @@ class JsonFill:
         body: bytes,
         seen: EventIds,
         builders: dict[str, TableBuilder],
-        checks: dict[str, TableBuilder],
     ) -> tuple[int, bytes, dict[str, int], str, str, set[str]]: ...

@@ -1101,12 +1101,11 @@ cdef class JsonFill:
         self.session_name = self.wire.field_of(self.wire.event_shape, "session_name") - first
         self.node_id = self.wire.field_of(self.wire.event_shape, "node_id") - first
 
-    def take(self, bytes body, EventIds seen, dict builders, dict checks):
-        """Validate a body and add its rows: an event whose id is in `seen` goes to its
-        builder in `checks`, to be checked and dropped, as `fill` does. Returns (events,
-        new ids packed, events per type, first session, emitter, sessions); the new ids
-        are added to `seen`. Raises Declined, and then `builders` and `seen` are as they
-        were."""
+    def take(self, bytes body, EventIds seen, dict builders):
+        """Validate a body and add its rows: an event whose id is in `seen` is checked
+        and dropped, as `fill` does. Returns (events, new ids packed, events per type,
+        first session, emitter, sessions); the new ids are added to `seen`. Raises
+        Declined, and then `builders` and `seen` are as they were."""
         cdef yyjson_read_err error
         cdef yyjson_doc* doc
         cdef const char* data = PyBytes_AS_STRING(body)
@@ -1123,7 +1122,7 @@ cdef class JsonFill:
             if doc == NULL:
                 raise Declined(f"JSON: {error.msg.decode()} at byte {error.pos}")
             try:
-                return self.walk(yyjson_doc_get_root(doc), seen, builders, checks)
+                return self.walk(yyjson_doc_get_root(doc), seen, builders)
             finally:
                 yyjson_doc_free(doc)
         finally:
@@ -1145,7 +1144,7 @@ cdef class JsonFill:
             t = t + 1 if t + 1 < count else 0
         return -1
 
-    cdef tuple walk(self, yyjson_val* root, EventIds seen, dict builders, dict checks):
+    cdef tuple walk(self, yyjson_val* root, EventIds seen, dict builders):
         cdef Walk walk = Walk(self.wire)
         cdef Table table
         cdef Py_ssize_t count, index, event, size
@@ -1160,13 +1159,13 @@ cdef class JsonFill:
         cdef int[MAX_TABLES] order
         cdef set sessions = set()
         cdef str first_session = "", emitter = ""
-        cdef bint repeated
-        cdef Py_ssize_t ids_mark = seen.added, id_at
+        cdef uint32_t id_hash
+        cdef TableBuilder target
+        cdef Py_ssize_t ids_mark = seen.added, id_at, target_events, target_rows
         if not yyjson_is_arr(root):
             raise Declined("not a JSON array")
         memset(counts, 0, sizeof(counts))
         targets = [builders[(<Table>spec).event_type] for spec in self.tables]
-        repeats = [checks[(<Table>spec).event_type] for spec in self.tables]
         marks = [((<TableBuilder>b).events, (<TableBuilder>b).rows) for b in targets]
         count = unsafe_yyjson_get_len(root)
         item = unsafe_yyjson_get_first(root)
@@ -1187,6 +1186,8 @@ cdef class JsonFill:
                 size = decoded_size(value)
                 if size == 0:
                     walk.decline("an empty event id")
+                id_at = walk.slots[event + self.event_id].data
+                id_hash = seen.prefetch(walk.decoded + id_at, size)
                 value = walk.slots[event + self.session_name].value
                 if value == NULL or unsafe_yyjson_get_len(value) == 0:
                     walk.decline("no session name")
@@ -1205,10 +1206,14 @@ cdef class JsonFill:
                 value = walk.slots[event + table.payload].value
                 if value == NULL or yyjson_is_null(value):
                     walk.decline(f"no payload for {table.event_type}")
-                id_at = walk.slots[event + self.event_id].data
-                repeated = not seen.add_id(walk.decoded + id_at, size)
-                if walk.add(table, <TableBuilder>(repeats[t] if repeated else targets[t]), event):
+                # Added before its id is looked up (the lookup's memory is fetched
+                # meanwhile); a repeat, so checked, is then taken back.
+                target = <TableBuilder>targets[t]
+                target_events, target_rows = target.events, target.rows
+                if walk.add(table, target, event):
                     walk.decline("a time not in Ray's own form")
+                if not seen.add_id(walk.decoded + id_at, size, id_hash):
+                    target.rollback((target_events, target_rows))
                 if counts[t] == 0:
                     order[types] = t
                     types += 1
@@ -1230,9 +1235,5 @@ cdef class JsonFill:
             if isinstance(exc, (ValueError, OverflowError)):
                 raise Declined(f"event {walk.index}: a value was refused: {exc}") from None
             raise
-        finally:
-            for builder in repeats:
-                if (<TableBuilder>builder).events:
-                    (<TableBuilder>builder).rollback((0, 0))
         by_type = {(<Table>self.tables[order[i]]).event_type: counts[order[i]] for i in range(types)}
         return (count, seen.since(ids_mark), by_type, first_session, emitter, sessions)

@@ -634,7 +634,7 @@ def take(body: bytes, seen: EventIds, into: EventColumns) -> Taken:
     event once (`seen` holds the ids taken before, and is updated). Raises BodyError
     exactly as `parse_body` + `normalize` do, and then `into` and `seen` are as they were."""
     try:
-        found = FAST[wire_for(body).naming].take(body, seen, into.builders, into.checks)
+        found = FAST[wire_for(body).naming].take(body, seen, into.builders)
     except Declined:
         into.fallbacks += 1
     else:

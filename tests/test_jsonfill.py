@@ -124,7 +124,7 @@ def declined(bodies: list[bytes]) -> list[str]:
     for body in bodies:
         columns = EventColumns()
         try:
-            FAST[wire_for(body).naming].take(body, EventIds(), columns.builders, columns.checks)
+            FAST[wire_for(body).naming].take(body, EventIds(), columns.builders)
         except Declined as exc:
             reasons.append(str(exc))
     return reasons
