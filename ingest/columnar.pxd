@@ -41,6 +41,12 @@ cdef class Path:
     cdef object walk(self, object root)
 
 
+cdef class Sizes:
+    cdef Py_ssize_t values
+    cdef Py_ssize_t offsets
+    cdef Py_ssize_t valid
+
+
 cdef class Column:
     cdef readonly str name
     cdef readonly int kind
@@ -54,6 +60,7 @@ cdef class Column:
     cdef Buffer offsets
     cdef Buffer valid
     cdef list objects
+    cdef Sizes sizes
     cdef readonly Py_ssize_t length
     cdef Py_ssize_t nulls
 

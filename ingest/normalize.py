@@ -586,8 +586,10 @@ class EventColumns:
     def __init__(self) -> None:
         self.builders: dict[str, TableBuilder] = {t: b.fresh() for t, b in _BUILDERS.items()}
         self.builders[OTHER_TABLE] = _OTHER.fresh()
-        # Repeated events go here to be checked, then are forgotten.
-        self.checks: dict[str, TableBuilder] = {t: b.fresh() for t, b in self.builders.items()}
+        # The exact path checks repeated events here, then forgets them.
+        self.checks: dict[str, TableBuilder] = {
+            t: b.fresh(sized=False) for t, b in self.builders.items()
+        }
         self.fallbacks = 0
 
     def mark(self) -> Mark:
