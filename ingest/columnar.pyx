@@ -337,12 +337,21 @@ cdef class Path:
         return root
 
 
+cdef inline Py_ssize_t first_capacity(Py_ssize_t size) noexcept:
+    """What a buffer that reached `size` in the segment before starts at: an eighth
+    more (the next segment may be a little larger); nothing set aside for one that
+    reaches MAPPED, as it grows without a copy past it and set aside early, its memory
+    would be resident (pooled) long before it fills."""
+    return size + size // 8 if size + size // 8 < MAPPED else 0
+
+
 cdef class Sizes:
     """The sizes a column's buffers reached when it was last emptied, shared by the
     columns made for one spec segment after segment (`TableBuilder.fresh`): a new column
-    takes them from the start, as a segment is like the one before, so its buffers are
-    not copied over as they double (a twentieth of `take`'s CPU, and the page faults of
-    the copies)."""
+    starts at them (`first_capacity`), as a segment is like the one before, so buffers
+    under MAPPED are not copied over as they double (realloc's copies were a twentieth
+    of `take`'s CPU). The cost: those buffers are whole from a segment's start, 10-15 MiB
+    more at the collector's peak (the flush of the segment before)."""
 
 
 cdef class Column:
@@ -372,10 +381,9 @@ cdef class Column:
         self.objects = []
         self.length = 0
         self.sizes = Sizes() if sizes is None else sizes
-        # An eighth more: the next segment may be a little larger.
-        reserve(&self.values, self.sizes.values + self.sizes.values // 8)
-        reserve(&self.offsets, self.sizes.offsets + self.sizes.offsets // 8)
-        reserve(&self.valid, self.sizes.valid + self.sizes.valid // 8)
+        reserve(&self.values, first_capacity(self.sizes.values))
+        reserve(&self.offsets, first_capacity(self.sizes.offsets))
+        reserve(&self.valid, first_capacity(self.sizes.valid))
         cdef int32_t zero = 0
         put(&self.offsets, &zero, sizeof(int32_t))
 
