@@ -1,7 +1,7 @@
 """Collector benchmark: sustained intake of `raylake collect` from concurrent clients.
 
-    .venv/bin/python bench/collector.py                # 300,000 events, 3 runs + 0.2 CPU
-    .venv/bin/python bench/collector.py --quick        # 60,000 events, 1 run + 0.2 CPU
+    .venv/bin/python bench/collector.py                # 300,000 events, 3 runs of each kind
+    .venv/bin/python bench/collector.py --quick        # 60,000 events, 1 run of each kind
     .venv/bin/python bench/collector.py --keep /tmp/raylake-collector --clients 8 --profile 30
 
 1. Generates the input (`bench/synthetic.py`): clones of the bundled Ray 2.60 capture
@@ -20,31 +20,34 @@
    and drain (the final flush after SIGTERM); peak RSS as `VmHWM` sampled from
    `/proc/<pid>/status` until exit and `ru_maxrss` from `wait4`. The lake's catalog is
    read afterwards to check that every accepted event was written.
-4. One more run with the collector held to 0.2 CPU, like the sidecar limit KubeRay
-   sets, from the moment it is ready: in a CPU cgroup of its own with a CFS quota of
-   20 ms per 100 ms period, exactly as Kubernetes limits a container (cgroup v1's `cpu`
-   hierarchy or cgroup v2; it takes root or a delegated tree). Where no cgroup can be
-   made, the limit is emulated the way `cpulimit` does it: a thread of this process
-   reads the collector's CPU time (`/proc/<pid>/task/*/schedstat`, nanoseconds) and
-   stops it with SIGSTOP once it has used its quota of a period, resuming it with
-   SIGCONT at the next. The header of the run says which.
-5. Two paced runs (`--rate`, default the target's 20,000 events/s; 0 skips them): the
-   clients send each body when the events before it have had their time at that rate,
-   first to an unlimited collector (its CPU per event when no backlog builds: every
-   body's rows are held for the flush, none is parsed twice), then to one held to
-   `--cpu-limit` as above: the target itself. A run kept up when the last body was taken
-   within 5% of the run's length (at most a second) of its due time, no 503 came, and
-   the drain at SIGTERM took under 5 s.
+4. Runs with the collector held to 0.2 CPU (`--held-repeat`, default 3: a host's speed
+   drifts by a fifth or more from minute to minute, so one run decides nothing), like
+   the sidecar limit KubeRay sets, from the moment it is ready: in a CPU cgroup of its
+   own with a CFS quota of 20 ms per 100 ms period, exactly as Kubernetes limits a
+   container (cgroup v1's `cpu` hierarchy or cgroup v2; it takes root or a delegated
+   tree). Where no cgroup can be made, the limit is emulated the way `cpulimit` does
+   it: a thread of this process reads the collector's CPU time
+   (`/proc/<pid>/task/*/schedstat`, nanoseconds) and stops it with SIGSTOP once it has
+   used its quota of a period, resuming it with SIGCONT at the next. The header of the
+   runs says which.
+5. Paced runs (`--rate`, default the target's 20,000 events/s; 0 skips them), as many
+   of each kind as held runs: the clients send each body when the events before it
+   have had their time at that rate, to an unlimited collector (its CPU per event when
+   no backlog builds: every body's rows are held for the flush, none is parsed twice),
+   and to one held to `--cpu-limit` as above: the target itself. A run kept up when the
+   last body was taken within 5% of the run's length (at most a second) of its due
+   time, no 503 came, and the drain at SIGTERM took under 5 s.
 6. With `--profile N`: one more run in which the collector runs in-process in a child
    of this script, the way `raylake collect` runs it, with a cProfile profiler in
    every thread (timer: the thread's CPU time, so waiting on fsync or on the network
    does not count), and prints the top N functions and the CPU by component.
 
 Targets (the issue): >= 20,000 events/s within 0.2 CPU and 256 MiB, i.e. >= 100,000
-events/s per core. It only prints; nothing is asserted. With `--keep DIR` the input
-(`DIR/input`, reused when generated with the same settings) and the last run's lake,
-spool and collector log (`DIR/run-*`) stay on disk; otherwise everything lives in a
-temporary directory that is removed.
+events/s per core. The summary gives the median of each kind of run (the held and
+paced ones: the run of median rate, with the others' range). It only prints; nothing
+is asserted. With `--keep DIR` the input (`DIR/input`, reused when generated with the
+same settings) and each run's lake, spool and collector log (`DIR/run-*`) stay on
+disk; otherwise everything lives in a temporary directory that is removed.
 """
 
 from __future__ import annotations
@@ -755,7 +758,24 @@ def print_run(run: Run, expected: int) -> None:
         print("    WARNING: " + "; ".join(problems))
 
 
-def print_summary(runs: list[Run], limited: Run | None, paced: list[Run]) -> None:
+def kept_up(run: Run) -> bool:
+    """The last body taken within 5% of the run's length (a second at most) of its due
+    time, no 503, and the spool drained at SIGTERM in a few seconds (no backlog was
+    building)."""
+    due = run.events / run.offered
+    late = run.intake_wall - due
+    return late < min(1.0, 0.05 * due) and run.drain_wall < 5.0 and not run.retries
+
+
+def median_run(runs: list[Run]) -> tuple[Run, str]:
+    """The run of median rate (the lower middle of an even count), and how the runs'
+    rates range."""
+    ranked = sorted(runs, key=lambda r: r.rate)
+    spread = f"median of {len(runs)}: {' '.join(count(r.rate) for r in ranked)}"
+    return ranked[(len(ranked) - 1) // 2], spread
+
+
+def print_summary(runs: list[Run], limited: list[Run], paced: list[list[Run]]) -> None:
     def med(key: str) -> float:
         return statistics.median(getattr(r, key) for r in runs)
 
@@ -792,38 +812,37 @@ def print_summary(runs: list[Run], limited: Run | None, paced: list[Run]) -> Non
             + ("meets" if peak <= TARGET_RSS_BYTES else "OVER"),
         ),
     ]
-    if limited is not None:
-        rate, drained = limited.rate, limited.rate_with_drain
-        used = limited.intake_cpu / limited.intake_wall
+    if limited:
+        run, spread = median_run(limited)
+        rate, drained = run.rate, run.rate_with_drain
+        used = run.intake_cpu / run.intake_wall
         rows.append(
             (
-                f"at {limited.cpu_limit} CPU",
+                f"at {run.cpu_limit} CPU",
                 count(rate),
                 f"target >= {count(TARGET_EVENTS_PER_S)} events/s  "
                 f"ratio {rate / TARGET_EVENTS_PER_S:.2f}x  "
                 + ("meets" if rate >= TARGET_EVENTS_PER_S else "BELOW")
-                + f"  ({'cgroup' if limited.cgroup else 'emulated'}; CPU used {used:.2f}; "
-                f"peak RSS {_mib(limited.peak)})",
+                + f"  ({'cgroup' if run.cgroup else 'emulated'}; CPU used {used:.2f}; "
+                f"peak RSS {_mib(max(r.peak for r in limited))}; {spread})",
             )
         )
         ratio = drained / TARGET_EVENTS_PER_S
         rows.append(("  with the drain", count(drained), f"ratio {ratio:.2f}x"))
-    for run in paced:
-        # Kept up: the last body taken within 5% of the run's length (a second at most)
-        # of its due time, and the spool drained at SIGTERM in a few seconds (no
-        # backlog was building).
-        due = run.events / run.offered
-        late = run.intake_wall - due
+    for kind in paced:
+        run, spread = median_run(kind)
         held = f"at {run.cpu_limit} CPU" if run.cpu_limit else "unlimited"
         how = ("cgroup; " if run.cgroup else "emulated; ") if run.cpu_limit else ""
-        kept_up = late < min(1.0, 0.05 * due) and run.drain_wall < 5.0 and not run.retries
+        late = run.intake_wall - run.events / run.offered
+        kept = sum(kept_up(r) for r in kind)
         rows.append(
             (
                 f"paced {count(run.offered)}/s, {held}",
                 count(run.rate),
                 f"accepted/s ({how}{late:+.1f} s behind the offer at the end), drain "
                 f"{run.drain_wall:.1f} s; CPU {run.cpu_per_100k:.3f} s per 100k "
-                f"(= {count(run.per_core)} per core); " + ("kept up" if kept_up else "FELL BEHIND"),
+                f"(= {count(run.per_core)} per core); {spread}; kept up in {kept} of "
+                f"{len(kind)}" + ("" if kept == len(kind) else "  FELL BEHIND"),
             )
         )
     for name, value, note in rows:
@@ -840,6 +859,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--events", type=int, help="synthetic events (default 300,000)")
     parser.add_argument("--repeat", type=int, help="unlimited runs (default 3)")
+    parser.add_argument(
+        "--held-repeat", type=int, help="runs held to --cpu-limit, and paced of each kind (3)"
+    )
     parser.add_argument("--quick", action="store_true", help=f"{QUICK_EVENTS:,} events, 1 run")
     parser.add_argument("--keep", type=Path, help="keep input and the runs in this directory")
     parser.add_argument("--clients", type=int, default=4, help="concurrent POSTs (default 4)")
@@ -874,8 +896,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         args.events = QUICK_EVENTS if args.quick else 300_000
     if args.repeat is None:
         args.repeat = 1 if args.quick else 3
-    if args.events <= 0 or args.repeat <= 0 or args.clients <= 0:
-        parser.error("--events, --repeat and --clients must be positive")
+    if args.held_repeat is None:
+        args.held_repeat = 1 if args.quick else 3
+    if min(args.events, args.repeat, args.held_repeat, args.clients) <= 0:
+        parser.error("--events, --repeat, --held-repeat and --clients must be positive")
     return args
 
 
@@ -914,7 +938,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             run = run_once(str(i), work, files, args)
             print_run(run, m.events)
             runs.append(run)
-        limited = None
+        limited: list[Run] = []
         period = f"{PERIOD_S * 1000:.0f} ms"
         how = (
             f"a CPU cgroup's quota per {period} period, as Kubernetes sets it"
@@ -923,29 +947,34 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         if args.cpu_limit > 0:
             print(
-                f"throttled run: the collector held to {args.cpu_limit} CPU ({how}; from ready on)"
+                f"throttled runs: the collector held to {args.cpu_limit} CPU ({how}; from ready on)"
             )
-            limited = run_once("limited", work, files, args, cpu_limit=args.cpu_limit)
-            print_run(limited, m.events)
-        paced = []
+            for i in range(1, args.held_repeat + 1):
+                limited.append(
+                    run_once(f"limited-{i}", work, files, args, cpu_limit=args.cpu_limit)
+                )
+                print_run(limited[-1], m.events)
+        paced: list[list[Run]] = []
         if args.rate > 0:
             release = release_times(files, args.rate)
             limits = [0.0, *([args.cpu_limit] if args.cpu_limit > 0 else [])]
             for cpu_limit in limits:
                 held = f"held to {cpu_limit} CPU ({how})" if cpu_limit else "unlimited"
-                print(f"paced run: {count(args.rate)} events/s offered, the collector {held}")
+                print(f"paced runs: {count(args.rate)} events/s offered, the collector {held}")
                 label = f"paced-{cpu_limit}" if cpu_limit else "paced"
-                run = run_once(
-                    label,
-                    work,
-                    files,
-                    args,
-                    cpu_limit=cpu_limit,
-                    offered=args.rate,
-                    release=release,
-                )
-                print_run(run, m.events)
-                paced.append(run)
+                paced.append([])
+                for i in range(1, args.held_repeat + 1):
+                    run = run_once(
+                        f"{label}-{i}",
+                        work,
+                        files,
+                        args,
+                        cpu_limit=cpu_limit,
+                        offered=args.rate,
+                        release=release,
+                    )
+                    print_run(run, m.events)
+                    paced[-1].append(run)
         if args.profile:
             out = work / "collector.prof"
             print(f"profiled run (cProfile in every collector thread; {load_average()}):")
