@@ -93,6 +93,16 @@ class Metrics:
         self.log_bytes = MetricCounter(
             "raylake_log_bytes_shipped", "Log bytes shipped to the lake", registry=r
         )
+        self._accepted_by_type: dict[str, MetricCounter] = {}
+
+    def count_accepted(self, types: dict[str, int]) -> None:
+        """Count a body's events by type. Each type's counter is looked up once:
+        `labels()` takes a lock and checks its labels on every call."""
+        for event_type, count in types.items():
+            counter = self._accepted_by_type.get(event_type)
+            if counter is None:
+                counter = self._accepted_by_type[event_type] = self.accepted.labels(event_type)
+            counter.inc(count)
 
 
 class Collector:
@@ -190,8 +200,7 @@ class Collector:
             ):
                 self.spool.seal()  # a segment of a good size for the lake
                 self.flush_wanted.set()
-        for event_type, count in taken.types.items():
-            self.metrics.accepted.labels(event_type).inc(count)
+        self.metrics.count_accepted(taken.types)
         self.metrics.spool_bytes.set(self.spool.size)
         return taken.events
 
