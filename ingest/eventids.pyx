@@ -144,11 +144,13 @@ cdef class EventIds:
     def keep_newest(self, Py_ssize_t count):
         """Forget the oldest ids, down to `count`."""
         cdef Py_ssize_t mask = 2 * self.capacity - 1, ahead
+        cdef uint32_t hash
         while self.added - self.first > count:
             # The slot of an id a few ahead is fetched while this one is removed.
             ahead = self.first + REMOVE_AHEAD
             if self.added - ahead > count:
-                __builtin_prefetch(&self.slots[self.records[ahead & (self.capacity - 1)].hash & mask])
+                hash = self.records[ahead & (self.capacity - 1)].hash
+                __builtin_prefetch(&self.slots[hash & mask])
             self.remove(self.first)
             self.first += 1
 

@@ -2,13 +2,14 @@
 
 Bodies are appended to numbered segment files as framed records (length, CRC-32,
 bytes) and synced (fdatasync) before `append` returns, so an acknowledged body survives
-a crash. The open segment is written ahead with zeros, a megabyte at a time: syncing a
-record into bytes the file already has writes the record alone, where an append also
-wrote the file's new size (its inode), twice the CPU and twice the wait of every
-acknowledged POST (ext4). A zero length ends a segment's records; sealing cuts the
-zeros off.
-A record holds what the caller gives: the collector gives a body's zstd frame
+a crash. A record holds what the caller gives: the collector gives a body's zstd frame
 (`ingest.rawfiles.line_frame`), a tenth of its bytes.
+
+The open segment is written ahead with zeros, a megabyte at a time: syncing a record
+into bytes the file already has writes the record alone, where an append also wrote
+the file's new size (its inode), twice the CPU and twice the wait of every acknowledged
+POST (ext4). A zero length ends a segment's records; sealing cuts the zeros off.
+
 The open segment is sealed when the flusher takes it; a sealed segment is removed only
 after its contents are in the lake. On start, every segment left on disk is sealed and
 flushed again; a torn record at a segment's end (a crash mid-write, never
