@@ -758,13 +758,18 @@ def print_run(run: Run, expected: int) -> None:
         print("    WARNING: " + "; ".join(problems))
 
 
+def seconds_behind(run: Run) -> float:
+    """How long after its due time, at the offered rate, a paced run's last body was
+    taken."""
+    return run.intake_wall - run.events / run.offered
+
+
 def kept_up(run: Run) -> bool:
     """The last body taken within 5% of the run's length (a second at most) of its due
     time, no 503, and the spool drained at SIGTERM in a few seconds (no backlog was
     building)."""
     due = run.events / run.offered
-    late = run.intake_wall - due
-    return late < min(1.0, 0.05 * due) and run.drain_wall < 5.0 and not run.retries
+    return seconds_behind(run) < min(1.0, 0.05 * due) and run.drain_wall < 5.0 and not run.retries
 
 
 def median_run(runs: list[Run]) -> tuple[Run, str]:
@@ -833,7 +838,7 @@ def print_summary(runs: list[Run], limited: list[Run], paced: list[list[Run]]) -
         run, spread = median_run(kind)
         held = f"at {run.cpu_limit} CPU" if run.cpu_limit else "unlimited"
         how = ("cgroup; " if run.cgroup else "emulated; ") if run.cpu_limit else ""
-        late = run.intake_wall - run.events / run.offered
+        late = seconds_behind(run)
         kept = sum(kept_up(r) for r in kind)
         rows.append(
             (
