@@ -1,16 +1,23 @@
-"""Collector benchmark: sustained intake of `raylake collect` from concurrent clients.
+"""Collector benchmark: sustained intake of `raylake collect` from Ray's event publisher.
 
     .venv/bin/python bench/collector.py                # 300,000 events, 3 runs of each kind
     .venv/bin/python bench/collector.py --quick        # 60,000 events, 1 run of each kind
-    .venv/bin/python bench/collector.py --keep /tmp/raylake-collector --clients 8 --profile 30
+    .venv/bin/python bench/collector.py --keep /tmp/raylake-collector --profile 30
+    .venv/bin/python bench/collector.py --min-body 100 --clients 4   # smaller bodies, 4 at once
 
 1. Generates the input (`bench/synthetic.py`): clones of the bundled Ray 2.60 capture
-   with fresh ids and shifted times, cut into POST bodies of 100-1000 events (as Ray's
-   aggregator batches them), one `.json` file per body, exactly the bytes Ray POSTs.
+   with fresh ids and shifted times, cut into POST bodies the way Ray's aggregator cuts
+   them at the target's rate, one `.json` file per body, exactly the bytes Ray POSTs.
+   Ray 2.60's aggregator agent sends a batch once it holds 1000 events
+   (`RAY_DASHBOARD_AGGREGATOR_AGENT_MAX_EVENT_SEND_BATCH_SIZE`) or 0.1 s after its
+   first event (`..._PUBLISHER_MAX_BUFFER_SEND_INTERVAL_SECONDS`): above 10,000 events/s
+   every batch is full, so bodies are of 1000 events, but each node's last one, which
+   holds the rest (`--min-body`, `--max-body`: sizes drawn log-uniformly between them).
 2. Per run: starts `python -m raylake collect --role head` as a child process on a free
    loopback port, with a fresh lake, spool and (empty) Ray root in the work directory,
    and waits for `/readyz`. `--clients` threads of this process then POST every body to
-   `/v1/events` (httpx, keep-alive; a 503 is retried after its Retry-After). When the
+   `/v1/events` (httpx, keep-alive; a 503 is retried after its Retry-After). One by
+   default: Ray's publisher awaits each POST's answer before it sends the next. When the
    last body is acknowledged the collector gets SIGTERM, drains its spool into the lake
    and exits; it is reaped with `os.wait4`.
 3. Measures the collector process only (the clients' CPU is this process's, printed
@@ -92,7 +99,7 @@ TARGET_EVENTS_PER_S = 20_000
 TARGET_CPU = 0.2
 TARGET_RSS_BYTES = 256 * 1024 * 1024  # 256 MiB
 QUICK_EVENTS = 60_000
-MIN_BODY, MAX_BODY = 100, 1000
+RAY_BATCH_EVENTS = 1000  # Ray 2.60's aggregator: MAX_EVENT_SEND_BATCH_SIZE
 CLUSTER = "bench"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PERIOD_S = 0.1  # the CFS bandwidth period Kubernetes uses
@@ -869,7 +876,21 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--quick", action="store_true", help=f"{QUICK_EVENTS:,} events, 1 run")
     parser.add_argument("--keep", type=Path, help="keep input and the runs in this directory")
-    parser.add_argument("--clients", type=int, default=4, help="concurrent POSTs (default 4)")
+    parser.add_argument(
+        "--clients", type=int, default=1, help="POSTs in flight (default 1, as Ray's publisher)"
+    )
+    parser.add_argument(
+        "--min-body",
+        type=int,
+        default=RAY_BATCH_EVENTS,
+        help=f"fewest events in a body (default {RAY_BATCH_EVENTS}, Ray's full batch)",
+    )
+    parser.add_argument(
+        "--max-body",
+        type=int,
+        default=RAY_BATCH_EVENTS,
+        help=f"most events in a body (default {RAY_BATCH_EVENTS})",
+    )
     parser.add_argument("--seed", type=int, default=synthetic.Spec.seed)
     parser.add_argument(
         "--flush-interval", default="10s", help="the collector's --flush-interval (10s)"
@@ -903,8 +924,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         args.repeat = 1 if args.quick else 3
     if args.held_repeat is None:
         args.held_repeat = 1 if args.quick else 3
-    if min(args.events, args.repeat, args.held_repeat, args.clients) <= 0:
-        parser.error("--events, --repeat, --held-repeat and --clients must be positive")
+    if min(args.events, args.repeat, args.held_repeat, args.clients, args.min_body) <= 0:
+        parser.error("--events, --repeat, --held-repeat, --clients and --min-body must be positive")
+    if args.max_body < args.min_body:
+        parser.error("--max-body must be at least --min-body")
     return args
 
 
@@ -916,7 +939,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
     print(f"raylake collector benchmark: {versions()}; {load_average()}")
     spec = synthetic.Spec(
-        events=args.events, seed=args.seed, min_body=MIN_BODY, max_body=MAX_BODY, jsonl_share=0
+        events=args.events,
+        seed=args.seed,
+        min_body=args.min_body,
+        max_body=args.max_body,
+        jsonl_share=0,
     )
     with tempfile.TemporaryDirectory(prefix="raylake-bench-collector-") as temporary:
         work = args.keep.resolve() if args.keep else Path(temporary)
@@ -925,8 +952,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         files = synthetic.input_files(work / "input")
         m = manifest
         how = "reused" if reused else f"generated in {m.seconds:.1f} s"
+        sizes = (
+            f"up to {args.max_body}"
+            if args.min_body == args.max_body
+            else f"{args.min_body}-{args.max_body}"
+        )
         print(
-            f"input: {count(m.events)} events in {count(m.bodies)} bodies of {MIN_BODY}-{MAX_BODY} "
+            f"input: {count(m.events)} events in {count(m.bodies)} bodies of {sizes} "
             f"(mean {m.events / m.bodies:.0f} events, {m.body_bytes / m.bodies / 1e3:.0f} kB), "
             f"{m.body_bytes / 1e6:,.0f} MB of JSON; {how}; at {work / 'input'}"
         )
@@ -934,7 +966,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"collector: python -m raylake collect --role head, --flush-interval "
             f"{args.flush_interval}"
             + (f", --flush-events {args.flush_events}" if args.flush_events else "")
-            + f"; {args.clients} clients; work directory on "
+            + f"; POSTs in flight: {args.clients}; work directory on "
             f"{filesystem(work)}"
         )
 
