@@ -1,6 +1,6 @@
 """Collector benchmark: sustained intake of `raylake collect` from Ray's event publisher.
 
-    .venv/bin/python bench/collector.py                # 300,000 events, 3 runs of each kind
+    .venv/bin/python bench/collector.py                # 1,200,000 events, 3 runs of each kind
     .venv/bin/python bench/collector.py --quick        # 60,000 events, 1 run of each kind
     .venv/bin/python bench/collector.py --keep /tmp/raylake-collector --profile 30
     .venv/bin/python bench/collector.py --min-body 100 --clients 4   # smaller bodies, 4 at once
@@ -98,6 +98,9 @@ TARGET_EVENTS_PER_CORE = 100_000
 TARGET_EVENTS_PER_S = 20_000
 TARGET_CPU = 0.2
 TARGET_RSS_BYTES = 256 * 1024 * 1024  # 256 MiB
+# A minute at the target's rate: long enough for a paced run that loses ground to show it
+# (a fifth of a second lost every ten seconds), not just the latency of its last body.
+EVENTS = 1_200_000
 QUICK_EVENTS = 60_000
 RAY_BATCH_EVENTS = 1000  # Ray 2.60's aggregator: MAX_EVENT_SEND_BATCH_SIZE
 CLUSTER = "bench"
@@ -869,7 +872,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         description=__doc__.split("\n\n")[0] if __doc__ else None,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--events", type=int, help="synthetic events (default 300,000)")
+    parser.add_argument("--events", type=int, help=f"synthetic events (default {EVENTS:,})")
     parser.add_argument("--repeat", type=int, help="unlimited runs (default 3)")
     parser.add_argument(
         "--held-repeat", type=int, help="runs held to --cpu-limit, and paced of each kind (3)"
@@ -919,7 +922,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     args = parser.parse_args(argv)
     if args.events is None:
-        args.events = QUICK_EVENTS if args.quick else 300_000
+        args.events = QUICK_EVENTS if args.quick else EVENTS
     if args.repeat is None:
         args.repeat = 1 if args.quick else 3
     if args.held_repeat is None:
