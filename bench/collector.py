@@ -1,4 +1,4 @@
-"""Collector benchmark: sustained intake of `raylake collect` from Ray's event publisher.
+"""Collector benchmark: sustained intake of `raylake collect`, posted to as Ray posts.
 
     .venv/bin/python bench/collector.py                # 1,200,000 events, 3 runs of each kind
     .venv/bin/python bench/collector.py --quick        # 60,000 events, 1 run of each kind
