@@ -4,6 +4,7 @@ real HTTP against real server processes."""
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import signal
 import subprocess
@@ -185,6 +186,20 @@ def test_a_browser_signs_in_once(guarded: Server) -> None:
         assert browser.get("/clusters").status_code == 200  # the cookie carries the token
 
 
+@contextlib.contextmanager
+def root_logging_restored() -> Iterator[None]:
+    """An app made in this process sets the root logger to INFO, with a handler writing to
+    the stderr of the test that made it: left in place, later tests' INFO records (httpx
+    logs every request) would go to a stream pytest has closed."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    try:
+        yield
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
+
+
 # Litestar 2.25 deprecates parameters inferred from a handler's signature; they still work.
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")
 def test_a_500_logs_its_traceback(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
@@ -195,10 +210,11 @@ def test_a_500_logs_its_traceback(tmp_path: Path, capfd: pytest.CaptureFixture[s
         raise RuntimeError("the bug behind a 500")
 
     Lake(str(tmp_path / "lake"), create=True)
-    app = create_app(ServerConfig(lake=str(tmp_path / "lake"), cache_dir=tmp_path / "cache"))
-    app.register(fails)
-    with TestClient(app) as client:
-        assert client.get("/fails").status_code == 500
+    with root_logging_restored():
+        app = create_app(ServerConfig(lake=str(tmp_path / "lake"), cache_dir=tmp_path / "cache"))
+        app.register(fails)
+        with TestClient(app) as client:
+            assert client.get("/fails").status_code == 500
     # Litestar's own handler writes it to stderr, from a thread of its own.
     deadline = time.monotonic() + 5
     logged = ""
