@@ -268,7 +268,6 @@ cdef class EventIds:
         return PyBytes_FromStringAndSize(<const char*>bytes_of(record), record.size)
 
 
-
 def packed_count(bytes packed):
     """How many ids `EventIds.since` packed."""
     cdef const uint8_t* data = <const uint8_t*>PyBytes_AS_STRING(packed)
